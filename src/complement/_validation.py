@@ -1,0 +1,109 @@
+"""Argument checks and shape handling shared by every loss.
+
+The conventions are those of ``torch.nn.functional.cross_entropy``: logits of
+shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)`` with integer targets of shape
+``()``, ``(N,)`` or ``(N, d1, ...)``; ``ignore_index`` marks targets that do not
+count; ``reduction`` is ``"mean"`` (over kept targets), ``"sum"`` or ``"none"``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
+
+
+def check_choice(name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}; got {value!r}")
+
+
+def _is_compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+def flatten_logits(input: Tensor, target: Tensor, loss_name: str) -> tuple[Tensor, Tensor, torch.Size]:
+    """Check shapes and dtypes; return ``(logits (M, C), target (M,), target_shape)``.
+
+    ``(N, C, d1, ...)`` logits are moved to ``(N * d1 * ..., C)``, which copies them
+    once (as any row-wise kernel must); pass ``(M, C)`` logits to avoid the copy.
+    """
+    if not isinstance(input, Tensor) or not isinstance(target, Tensor):
+        raise TypeError(f"{loss_name} expects tensors; got {type(input).__name__} and {type(target).__name__}")
+    if not input.is_floating_point():
+        raise TypeError(f"{loss_name} expects floating-point logits; got dtype {input.dtype}")
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise TypeError(
+            f"{loss_name} expects integer class indices as target; got dtype {target.dtype}. "
+            "Probability (soft) targets are not supported: the complement is defined by one target "
+            "class. Convert with target.argmax(1) if your targets are one-hot."
+        )
+    if input.dim() == 0:
+        raise ValueError(f"{loss_name} expects logits of shape (C,), (N, C) or (N, C, d1, ...); got a scalar")
+    if input.dim() == 1:  # unbatched (C,) with a scalar target
+        if target.dim() != 0:
+            raise ValueError(
+                f"{loss_name}: unbatched logits of shape {tuple(input.shape)} need a scalar target; "
+                f"got target of shape {tuple(target.shape)}"
+            )
+        return input.unsqueeze(0), target.reshape(1), target.shape
+    expected = (input.shape[0],) + tuple(input.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(
+            f"{loss_name}: target shape {tuple(target.shape)} does not match logits shape {tuple(input.shape)}; "
+            f"expected target shape {expected} (the logits' shape without the class dimension 1). "
+            "For (N, L, C) logits, pass logits.transpose(1, 2) or logits.reshape(-1, C) with target.reshape(-1)."
+        )
+    num_classes = input.shape[1]
+    if input.dim() > 2:
+        input = input.movedim(1, -1).reshape(-1, num_classes)
+    return input, target.reshape(-1), target.shape
+
+
+def check_num_classes(num_classes: int, loss_name: str, minimum: int = 2) -> None:
+    if num_classes < minimum:
+        raise ValueError(
+            f"{loss_name} needs at least {minimum} classes (logits dimension 1); got {num_classes}. "
+            "With a single class there is no complement to spread probability over."
+        )
+
+
+def check_targets(target: Tensor, num_classes: int, ignore_index: int, loss_name: str) -> None:
+    """Raise if a target is outside ``[0, C)`` and is not ``ignore_index``.
+
+    Skipped under ``torch.compile`` (a data-dependent check would break the graph)."""
+    if target.numel() == 0 or _is_compiling():
+        return
+    bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
+    if bool(bad.any()):
+        value = int(target[bad][0])
+        raise ValueError(
+            f"{loss_name}: target contains class index {value}, outside the valid range [0, {num_classes - 1}] "
+            f"for logits with {num_classes} classes (ignore_index={ignore_index}). Check that the label set "
+            "matches the model's number of classes, and mark padding with ignore_index."
+        )
+
+
+def split_ignored(target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
+    """Return ``(kept mask, target with ignored entries replaced by class 0)``."""
+    kept = target != ignore_index
+    return kept, torch.where(kept, target, torch.zeros_like(target))
+
+
+def reduce_rows(per_row: Tensor, kept: Tensor, reduction: str, target_shape: torch.Size) -> Tensor:
+    """Reduce per-row losses; ignored rows count as 0 and are left out of the mean.
+
+    ``mean`` over zero kept rows is 0 (with zero gradient), not NaN."""
+    per_row = torch.where(kept, per_row, torch.zeros_like(per_row))
+    if reduction == "none":
+        return per_row.reshape(target_shape)
+    total = per_row.sum()
+    if reduction == "sum":
+        return total
+    return total / kept.sum().clamp(min=1).to(total.dtype)

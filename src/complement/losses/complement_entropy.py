@@ -1,0 +1,133 @@
+"""Complement entropy, the second objective of Complement Objective Training.
+
+Chen et al., "Complement Objective Training", ICLR 2019 (https://arxiv.org/abs/1903.01182).
+
+For logits ``z`` and target ``g`` let ``q`` be the softmax of the non-target logits,
+``q_j = p_j / (1 - p_g)`` for ``j != g``, and ``H(q) = -sum_{j != g} q_j log q_j`` its
+entropy, which lies in ``[0, log(K - 1)]``. The loss is
+
+    L = -(1 / N) * sum_i H(q_i) / Z
+
+so *minimizing* it *maximizes* the complement entropy, flattening the probability
+of the wrong classes. ``Z`` is the normalization:
+
+=========================  ===========  ==============================================
+``normalization``          ``Z``        used by
+=========================  ===========  ==============================================
+``"classes"`` (default)    ``K``        the authors' code (henry8527/COT) and the seed
+``"complement_classes"``   ``K - 1``    the paper's equation
+``"log_classes"``          ``log K``    Guided Complement Entropy (ICCV 2019)
+``"max_entropy"``          ``log(K-1)`` maps the loss to ``[-1, 0]`` (1 when K = 2)
+``"none"``                 ``1``        the plain entropy
+=========================  ===========  ==============================================
+
+With the default, the value equals the authors' ``sum(q * log q * (1 - onehot)) / N / K``
+without their ``1e-7``/``1e-10`` epsilons, which bias it as ``p_g -> 1``. With
+``reduction="mean"``, ``N`` is the number of targets that are not ``ignore_index``;
+a batch where every target is ignored gives 0 with zero gradient.
+
+It is computed from logits with a masked log-sum-exp and an analytic gradient
+(see :mod:`complement.ops.complement_entropy`); float16/bfloat16 logits are computed
+in float32 and the loss is returned in float32. With K = 2 the complement is one
+class, so the loss and its gradient are 0. A NaN logit, or a ``+inf`` logit, in a
+kept row makes the loss NaN (as with ``F.cross_entropy``); ``-inf`` on a non-target
+class excludes that class from the complement.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from .._validation import check_choice, check_num_classes, check_reduction, check_targets, flatten_logits, reduce_rows, split_ignored
+from ..ops.complement_entropy import complement_entropy_rows
+
+NORMALIZATIONS = ("classes", "complement_classes", "log_classes", "max_entropy", "none")
+
+
+def normalizer(normalization: str, num_classes: int) -> float:
+    """The divisor ``Z`` of the complement entropy for ``num_classes`` classes."""
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    k = num_classes
+    return {
+        "classes": float(k),
+        "complement_classes": float(k - 1),
+        "log_classes": math.log(k),
+        "max_entropy": math.log(k - 1) if k > 2 else 1.0,  # H is identically 0 when K = 2
+        "none": 1.0,
+    }[normalization]
+
+
+def prepare(input: Tensor, target: Tensor, ignore_index: int, reduction: str, loss_name: str):
+    """Validate arguments; return ``(logits (M, K), safe target, kept mask, target shape)``."""
+    check_reduction(reduction)
+    logits, flat_target, target_shape = flatten_logits(input, target, loss_name)
+    check_num_classes(logits.shape[1], loss_name)
+    check_targets(flat_target, logits.shape[1], ignore_index, loss_name)
+    kept, safe_target = split_ignored(flat_target, ignore_index)
+    return logits, safe_target, kept, target_shape
+
+
+def complement_entropy(
+    input: Tensor,
+    target: Tensor,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    normalization: str = "classes",
+) -> Tensor:
+    """COT's complement loss ``-H(q) / Z``, averaged like ``F.cross_entropy``.
+
+    Args:
+        input: logits ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``.
+        target: class indices ``()``, ``(N,)`` or ``(N, d1, ...)``.
+        ignore_index: target value that does not count.
+        reduction: ``"mean"`` over kept targets, ``"sum"``, or ``"none"`` (ignored positions are 0).
+        normalization: the divisor ``Z``; see the module docstring.
+    """
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    logits, safe_target, kept, target_shape = prepare(input, target, ignore_index, reduction, "complement_entropy")
+    scale = normalizer(normalization, logits.shape[1])
+    per_row = complement_entropy_rows(logits, safe_target) * (-1.0 / scale)
+    return reduce_rows(per_row, kept, reduction, target_shape)
+
+
+class ComplementEntropy(nn.Module):
+    """Module twin of :func:`complement_entropy`.
+
+    ``ComplementEntropy(num_classes)(logits, target)`` is a drop-in replacement for the
+    authors' class; ``num_classes`` is optional and, when given, is checked against the logits.
+    """
+
+    def __init__(
+        self,
+        num_classes: int | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        normalization: str = "classes",
+    ):
+        super().__init__()
+        check_reduction(reduction)
+        check_choice("normalization", normalization, NORMALIZATIONS)
+        if num_classes is not None:
+            check_num_classes(num_classes, "ComplementEntropy")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self.normalization = normalization
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        check_class_count(self.num_classes, input, type(self).__name__)
+        return complement_entropy(input, target, self.ignore_index, self.reduction, self.normalization)
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, reduction={self.reduction!r}, normalization={self.normalization!r}"
+
+
+def check_class_count(num_classes: int | None, input: Tensor, loss_name: str) -> None:
+    actual = input.shape[0] if input.dim() == 1 else input.shape[1] if input.dim() >= 2 else None
+    if num_classes is not None and actual is not None and actual != num_classes:
+        raise ValueError(
+            f"{loss_name} was built with num_classes={num_classes}, but the logits have {actual} classes "
+            f"(shape {tuple(input.shape)}); the label set does not match the model's output layer."
+        )

@@ -1,0 +1,36 @@
+"""Cross-entropy and the complement loss of COT from one read of the logits.
+
+Returns ``(CE, L_complement)`` where ``CE`` equals ``F.cross_entropy`` and
+``L_complement`` equals :func:`complement_entropy` with the same arguments; both
+are reduced the same way and both gradients come from one backward pass over the
+logits (:mod:`complement.ops.joint`). The COT training engine's ``joint`` mode
+minimizes ``CE + weight * L_complement`` through it.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..ops.joint import cross_entropy_and_complement_entropy_rows
+from .._validation import check_choice, reduce_rows
+from .complement_entropy import NORMALIZATIONS, normalizer, prepare
+
+
+def cross_entropy_and_complement_entropy(
+    input: Tensor,
+    target: Tensor,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    normalization: str = "classes",
+) -> tuple[Tensor, Tensor]:
+    """Return ``(cross_entropy, complement_entropy)`` computed in one pass."""
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    logits, safe_target, kept, target_shape = prepare(
+        input, target, ignore_index, reduction, "cross_entropy_and_complement_entropy"
+    )
+    ce_rows, entropy_rows = cross_entropy_and_complement_entropy_rows(logits, safe_target)
+    complement_rows = entropy_rows * (-1.0 / normalizer(normalization, logits.shape[1]))
+    return (
+        reduce_rows(ce_rows, kept, reduction, target_shape),
+        reduce_rows(complement_rows, kept, reduction, target_shape),
+    )

@@ -1,0 +1,65 @@
+"""Choosing how the row-wise loss math runs: plain torch ops or a ``torch.compile``d kernel.
+
+The math of each loss is written once, as plain torch functions. Eager torch runs it
+as several passes with N x K temporaries; ``torch.compile`` (Inductor) fuses it into
+one or two passes per row with no temporaries, which is what makes the complement
+loss cost about as much as ``F.cross_entropy``. Compiling takes seconds, so the
+default ("auto") compiles only for logits of at least ``COMPILE_MIN_ELEMENTS``
+elements; small problems (where the loss is not the bottleneck) stay eager.
+
+Set ``COMPLEMENT_KERNELS`` to ``eager``, ``compiled`` or ``auto`` (default).
+Under ``auto`` a failed compilation (no C++ compiler, an unsupported device) warns
+once and falls back to eager; under ``compiled`` it raises.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Callable
+
+import torch
+
+MODES = ("auto", "eager", "compiled")
+COMPILE_MIN_ELEMENTS = 1 << 16
+ENV_VAR = "COMPLEMENT_KERNELS"
+
+
+def kernel_mode() -> str:
+    mode = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if mode not in MODES:
+        raise ValueError(f"{ENV_VAR} must be one of {MODES}; got {mode!r}")
+    return mode
+
+
+class RowKernel:
+    """A plain-torch function that is compiled on first use for large inputs."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+        self.__name__ = fn.__name__
+        self._compiled: Callable | None = None
+        self._failed = False
+
+    def __call__(self, *args, numel: int):
+        mode = kernel_mode()
+        # Under an outer torch.compile, Dynamo traces and fuses the eager math itself.
+        if mode == "eager" or self._failed or torch.compiler.is_compiling():
+            return self.fn(*args)
+        if mode == "auto" and numel < COMPILE_MIN_ELEMENTS:
+            return self.fn(*args)
+        if self._compiled is None:
+            self._compiled = torch.compile(self.fn, dynamic=True, fullgraph=True)
+        try:
+            return self._compiled(*args)
+        except Exception as error:  # compilation needs a C++/Triton toolchain
+            if mode == "compiled":
+                raise
+            self._failed = True
+            warnings.warn(
+                f"complement: compiling {self.__name__} failed ({type(error).__name__}: {error}); "
+                f"using eager torch ops instead (slower, more memory). Set {ENV_VAR}=eager to silence this.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return self.fn(*args)
