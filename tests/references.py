@@ -31,10 +31,12 @@ def authors_complement_entropy(logits: Tensor, target: Tensor, eps: bool = False
 
 
 def complement_entropy_per_row(logits: Tensor, target: Tensor) -> Tensor:
-    """H(q) per row by explicit masking and softmax (the textbook definition)."""
-    mask = F.one_hot(target, logits.shape[1]).bool()
-    q = F.softmax(logits.masked_fill(mask, float("-inf")), dim=1)
-    return -(q * torch.log(q)).masked_fill(mask, 0.0).sum(1)
+    """H(q) per row: drop the target column, then softmax and -sum q log q (the textbook definition)."""
+    n, k = logits.shape
+    keep = ~F.one_hot(target, k).bool()
+    complement_logits = logits[keep].reshape(n, k - 1)
+    q = F.softmax(complement_logits, dim=1)
+    return -(q * torch.log(q)).sum(1)
 
 
 def authors_guided_complement_entropy(logits: Tensor, target: Tensor, alpha: float) -> Tensor:

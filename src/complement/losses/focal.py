@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._validation import check_num_classes, check_reduction, check_targets, flatten_logits, split_ignored
+from ..ops.complement_entropy import upcast
 
 
 def _check_gamma(gamma: float) -> None:
@@ -42,7 +43,7 @@ def focal_loss(
     if weight is not None and weight.shape != (num_classes,):
         raise ValueError(f"focal_loss: weight must have shape ({num_classes},); got {tuple(weight.shape)}")
     kept, safe_target = split_ignored(flat_target, ignore_index)
-    log_p = F.log_softmax(logits.float(), dim=1).gather(1, safe_target.unsqueeze(1)).squeeze(1)
+    log_p = F.log_softmax(upcast(logits), dim=1).gather(1, safe_target.unsqueeze(1)).squeeze(1)
     per_row = -((1 - log_p.exp()).clamp(min=0) ** gamma) * log_p
     row_weight = kept.to(per_row.dtype)
     if weight is not None:

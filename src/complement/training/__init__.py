@@ -1,0 +1,14 @@
+"""The COT training engine.
+
+- :mod:`.objective`: what each phase minimizes (modes ``alternate``, ``joint``, ``off``).
+- :mod:`.stepper`: the COT step, written once for every front end.
+- :mod:`.torch_step`: the plain-PyTorch front end, :class:`CotStep`.
+- :mod:`complement.lightning`: the Lightning 2.x front end, ``CotModule``.
+- :mod:`complement.hf`: the Hugging Face Transformers front end, ``CotTrainer``.
+"""
+
+from .objective import MODES, CotObjective
+from .stepper import CotStepper
+from .torch_step import CotStep
+
+__all__ = ["MODES", "CotObjective", "CotStep", "CotStepper"]

@@ -1,0 +1,321 @@
+"""COT for Lightning 2.x: a ``LightningModule`` base class on manual optimization.
+
+Lightning 2.0 removed ``training_step(..., optimizer_idx)``, which the COT blog used
+for its two steps per batch. ``CotModule`` does the two steps with manual
+optimization and handles what that breaks upstream::
+
+    class Classifier(CotModule):
+        def __init__(self):
+            super().__init__(mode="alternate", num_classes=10)
+            self.net = torch.nn.Linear(784, 10)
+
+        def forward(self, x):
+            return self.net(x)                     # class-last logits
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)   # shared by both steps
+
+- ``configure_optimizers`` returns one optimizer (shared by both steps) or two
+  (CE, complement; e.g. the authors' two SGDs), with schedulers in any of Lightning's
+  formats. Schedulers are stepped here, once per COT step (``interval="step"``) or per
+  epoch, including ``ReduceLROnPlateau`` on ``train_loss``/``cot_loss`` or a logged metric.
+- Batches are ``(inputs, target)``; override :meth:`logits_and_target` for others.
+- Gradient accumulation and clipping are arguments of the module: the Trainer's flags
+  for them are refused in manual optimization. Clipping runs in
+  ``on_before_optimizer_step``, after the AMP scaler has unscaled the gradients, so
+  ``16-mixed`` clips real gradients (upstream Lightning #18089 clips scaled ones).
+  Subclasses overriding that hook must call ``super()``.
+- ``trainer.global_step`` counts COT steps, not optimizer steps: the complement step
+  is not counted, so ``max_steps``, step-interval checkpoints and schedulers count
+  batches (per accumulation group) as in plain CE training (upstream #17958 doubles them).
+- Checkpoints carry both optimizers, the schedulers, the loop counters (Lightning)
+  and the RNG states (here), so resuming at an epoch boundary replays the same run.
+- DDP/FSDP: use Lightning's strategies (``Trainer(strategy="ddp", devices=N)``).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from contextlib import contextmanager
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+
+from .objective import CotObjective, LossFn, flatten_class_last
+from .stepper import CotStepper, group_size
+from .torch_step import check_clipping, split_optimizers
+
+RNG_KEY = "complement_rng_states"
+
+
+def _check_trainer_flags(trainer: pl.Trainer) -> None:
+    if trainer.accumulate_grad_batches != 1:
+        raise ValueError(
+            f"Trainer(accumulate_grad_batches={trainer.accumulate_grad_batches}) does not work with COT's manual "
+            f"optimization. Pass CotModule(accumulate_grad_batches={trainer.accumulate_grad_batches}) instead and "
+            "leave the Trainer's at 1."
+        )
+    if trainer.gradient_clip_val:
+        raise ValueError(
+            f"Trainer(gradient_clip_val={trainer.gradient_clip_val}) does not work with COT's manual optimization. "
+            f"Pass CotModule(gradient_clip_val={trainer.gradient_clip_val}, gradient_clip_algorithm="
+            f"{trainer.gradient_clip_algorithm or 'norm'!r}) instead."
+        )
+
+
+@contextmanager
+def _not_counted(optimizer):
+    """Step without advancing Lightning's optimizer-step progress (which is global_step)."""
+    before, after = optimizer._on_before_step, optimizer._on_after_step
+    optimizer._on_before_step = optimizer._on_after_step = lambda: None
+    try:
+        yield
+    finally:
+        optimizer._on_before_step, optimizer._on_after_step = before, after
+
+
+PLATEAU_KEYS = ("monitor", "strict")
+
+
+def split_plateau_keys(config: Any, found: dict[int, tuple[str | None, bool]], monitor: str | None = None) -> Any:
+    """Strip ``monitor``/``strict`` from scheduler dicts of a configure_optimizers result.
+
+    Lightning drops them (with a warning) in manual optimization; ``found`` records them
+    by scheduler identity so CotModule can step ReduceLROnPlateau with the right value."""
+    if isinstance(config, (list, tuple)):
+        return type(config)(split_plateau_keys(item, found, monitor) for item in config)
+    if not isinstance(config, dict):
+        if isinstance(config, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            found[id(config)] = (monitor, True)
+        return config
+    if "optimizer" in config:  # {"optimizer": ..., "lr_scheduler": ..., "monitor": ...}
+        rest = {k: v for k, v in config.items() if k not in PLATEAU_KEYS}
+        if "lr_scheduler" in rest:
+            rest["lr_scheduler"] = split_plateau_keys(rest["lr_scheduler"], found, config.get("monitor", monitor))
+        return rest
+    if "scheduler" in config:
+        found[id(config["scheduler"])] = (config.get("monitor", monitor), config.get("strict", True))
+        return {k: v for k, v in config.items() if k not in PLATEAU_KEYS}
+    return config
+
+
+class CotModule(pl.LightningModule):
+    """Base class: subclass it, write ``forward`` and ``configure_optimizers``.
+
+    Args:
+        mode: ``"alternate"`` (the authors' two steps), ``"joint"`` or ``"off"`` (plain CE).
+        complement_loss: a registered complement objective name or a callable ``(logits, target)``.
+        complement_weight: multiplies the complement loss.
+        ignore_index: target value that does not count.
+        accumulate_grad_batches: micro-batches per COT step.
+        gradient_clip_val / gradient_clip_algorithm: clipping of each step's gradients (``"norm"``/``"value"``).
+        num_classes: enables torchmetrics (accuracy, macro precision, NLL, ECE, complement entropy).
+        check_finite: raise on a NaN/inf loss instead of training on it.
+        complement_loss_kwargs: keyword arguments of a named complement loss.
+    """
+
+    def __init__(
+        self,
+        mode: str = "alternate",
+        complement_loss: str | LossFn = "complement_entropy",
+        complement_weight: float = 1.0,
+        ignore_index: int = -100,
+        accumulate_grad_batches: int = 1,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str = "norm",
+        num_classes: int | None = None,
+        check_finite: bool = True,
+        complement_loss_kwargs: dict | None = None,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        if not isinstance(accumulate_grad_batches, int) or accumulate_grad_batches < 1:
+            raise ValueError(f"accumulate_grad_batches must be an integer >= 1; got {accumulate_grad_batches!r}")
+        check_clipping(gradient_clip_val, gradient_clip_algorithm)
+        self.objective = CotObjective(mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs)
+        self.cot_accumulate_grad_batches = accumulate_grad_batches
+        self.cot_gradient_clip_val = gradient_clip_val
+        self.cot_gradient_clip_algorithm = gradient_clip_algorithm
+        self._stepper = CotStepper(self.objective, self._forward_for_step, self.manual_backward, self._optimizer_step, check_finite)
+        self._group: list[Any] = []
+        self._group_logs: dict[str, Tensor] = {}
+        self._train_acc_counts: tuple[Tensor, Tensor] | None = None
+        self._recording = False
+        self.val_metrics = self.test_metrics = None
+        if num_classes is not None:
+            from ..metrics import classification_metrics
+
+            self.val_metrics = classification_metrics(num_classes, ignore_index).clone(prefix="val_")
+            self.test_metrics = classification_metrics(num_classes, ignore_index).clone(prefix="test_")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "configure_optimizers" in cls.__dict__:
+            original = cls.__dict__["configure_optimizers"]
+
+            @functools.wraps(original)
+            def configure_optimizers(self):
+                found: dict[int, tuple[str | None, bool]] = {}
+                result = split_plateau_keys(original(self), found)
+                self._plateau_monitors = found
+                return result
+
+            cls.configure_optimizers = configure_optimizers
+
+    # --- what users may override -----------------------------------------------------------
+
+    def logits_and_target(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """Return class-last ``(logits, target)`` for a batch; the default takes ``(inputs, target)``."""
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise TypeError(
+                f"CotModule's default batch format is (inputs, target); got {type(batch).__name__}. "
+                "Override logits_and_target(batch) to return (logits, target) for your batches."
+            )
+        return self(batch[0]), batch[1]
+
+    # --- Lightning plumbing ----------------------------------------------------------------
+
+    @property
+    def trainer(self) -> pl.Trainer:
+        return pl.LightningModule.trainer.fget(self)
+
+    @trainer.setter
+    def trainer(self, trainer: pl.Trainer | None) -> None:
+        if trainer is not None:
+            _check_trainer_flags(trainer)
+        pl.LightningModule.trainer.fset(self, trainer)
+
+    @property
+    def mode(self) -> str:
+        return self.objective.mode
+
+    def _optimizers_by_phase(self):
+        optimizers = self.optimizers()
+        ce, complement = split_optimizers(optimizers if isinstance(optimizers, list) else [optimizers])
+        return {"ce": ce, "complement": complement}
+
+    def _forward_for_step(self, batch: Any) -> tuple[Tensor, Tensor]:
+        logits, target = self.logits_and_target(batch)
+        if self._recording:  # phase 1 only: accuracy of the logits CE trains on
+            flat_logits, flat_target = flatten_class_last(logits.detach(), target)
+            kept = flat_target != self.objective.ignore_index
+            correct = (flat_logits.argmax(-1) == flat_target) & kept
+            self._train_acc_counts = (correct.sum(), kept.sum())
+        return logits, target
+
+    def _optimizer_step(self, phase: str) -> None:
+        optimizer = self._optimizers_by_phase()[phase]
+        if phase == "complement":
+            with _not_counted(optimizer):
+                optimizer.step()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self.cot_gradient_clip_val is not None:
+            self.clip_gradients(
+                optimizer,
+                gradient_clip_val=self.cot_gradient_clip_val,
+                gradient_clip_algorithm=self.cot_gradient_clip_algorithm,
+            )
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        size = group_size(batch_idx, self.cot_accumulate_grad_batches, self.trainer.num_training_batches)
+        self._recording = True
+        try:
+            self._stepper.first_phase(batch, size)
+        finally:
+            self._recording = False
+        self._log_train_accuracy()
+        self._group.append(batch)
+        if len(self._group) >= size:
+            self._finish_group()
+
+    def _finish_group(self) -> None:
+        logs = self._stepper.finish(self._group)
+        self._group = []
+        self._group_logs = logs
+        for name, value in logs.items():
+            self.log(name, value, prog_bar=name in ("train_loss", "cot_loss"), on_step=True, on_epoch=True)
+        self._step_schedulers("step")
+
+    def _log_train_accuracy(self) -> None:
+        correct, count = self._train_acc_counts
+        self.log("train_acc", correct.float() / count.clamp(min=1), on_step=False, on_epoch=True, batch_size=int(count))
+
+    def on_train_epoch_end(self) -> None:
+        if self._group:  # an iterable loader ended inside an accumulation group
+            self._finish_group()
+        self._step_schedulers("epoch")
+
+    def _step_schedulers(self, interval: str) -> None:
+        count = self.trainer.global_step if interval == "step" else self.current_epoch + 1
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval != interval or count % config.frequency:
+                continue
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                monitor, strict = getattr(self, "_plateau_monitors", {}).get(id(config.scheduler), (None, True))
+                if monitor is None:
+                    raise ValueError(
+                        "ReduceLROnPlateau needs a metric: return it as {'scheduler': ..., 'monitor': 'train_loss'} "
+                        "(or 'cot_loss', or a logged metric such as 'val_loss') from configure_optimizers"
+                    )
+                value = self._monitored(monitor)
+                if value is None:
+                    if strict:
+                        available = sorted(set(self._group_logs) | set(self.trainer.callback_metrics))
+                        raise ValueError(
+                            f"ReduceLROnPlateau monitors {monitor!r}, which has not been logged; "
+                            f"available: {available}. Log it, or set 'strict': False to skip the step."
+                        )
+                    continue
+                config.scheduler.step(value)
+            else:
+                config.scheduler.step()
+
+    def _monitored(self, name: str | None):
+        if name in self._group_logs:
+            return self._group_logs[name]
+        return self.trainer.callback_metrics.get(name)
+
+    def _evaluate(self, batch: Any, stage: str) -> Tensor:
+        logits, target = flatten_class_last(*self.logits_and_target(batch))
+        loss = self.objective.cross_entropy(logits, target)
+        batch_size = int((target != self.objective.ignore_index).sum())
+        self.log(f"{stage}_loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=max(batch_size, 1))
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        if metrics is not None:
+            metrics.update(logits, target)
+            self.log_dict(metrics, on_epoch=True, batch_size=max(batch_size, 1))
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._evaluate(batch, "test")
+
+    # --- exact resume ----------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Plain tensors and numbers only, so torch.load(weights_only=True) accepts the checkpoint.
+        _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+        checkpoint[RNG_KEY] = {
+            "torch": torch.get_rng_state(),
+            "numpy": (torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gaussian)),
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        states = checkpoint.get(RNG_KEY)
+        if states is not None:
+            torch.set_rng_state(states["torch"])
+            keys, position, has_gauss, cached_gaussian = states["numpy"]
+            np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+            version, internal, gauss = states["python"]
+            random.setstate((version, tuple(internal), gauss))

@@ -1,0 +1,114 @@
+"""COT in a plain PyTorch loop.
+
+    cot = CotStep(model, torch.optim.Adam(model.parameters(), 1e-3))      # one shared optimizer
+    cot = CotStep(model, [sgd_ce, sgd_complement])                        # or the authors' two
+    for x, y in loader:
+        losses = cot.step((x, y))        # {'train_loss': ..., 'cot_loss': ...}
+
+``step`` takes one batch, or a list of micro-batches to accumulate into one step.
+Batches are ``(inputs, target)`` by default; pass ``logits_and_target(model, batch)``
+for anything else (e.g. Hugging Face dicts). Mixed precision: pass a
+``torch.amp.GradScaler`` and run under ``torch.autocast``; gradients are unscaled
+before clipping.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .objective import CotObjective, LossFn
+from .stepper import CotStepper
+
+
+def default_logits_and_target(model: nn.Module, batch: Any) -> tuple[Tensor, Tensor]:
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise TypeError(
+            f"the default batch format is (inputs, target); got {type(batch).__name__}. "
+            "Pass logits_and_target=... to tell COT how to get (logits, target) from your batches."
+        )
+    return model(batch[0]), batch[1]
+
+
+def split_optimizers(optimizers) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """One optimizer (shared by both phases) or two (CE, complement) over the same parameters."""
+    if isinstance(optimizers, torch.optim.Optimizer):
+        return optimizers, optimizers
+    items = list(optimizers) if isinstance(optimizers, (list, tuple)) else []
+    if len(items) == 0:
+        raise ValueError("COT needs an optimizer: pass one (shared by both steps) or two (CE, complement)")
+    if len(items) > 2:
+        raise ValueError(f"COT takes one optimizer (shared) or two (CE, complement); got {len(items)}")
+    return items[0], items[-1]
+
+
+class CotStep:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
+        mode: str = "alternate",
+        complement_loss: str | LossFn = "complement_entropy",
+        complement_weight: float = 1.0,
+        ignore_index: int = -100,
+        logits_and_target: Callable[[nn.Module, Any], tuple[Tensor, Tensor]] = default_logits_and_target,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str = "norm",
+        scaler: torch.amp.GradScaler | None = None,
+        check_finite: bool = True,
+        complement_loss_kwargs: dict | None = None,
+    ):
+        check_clipping(gradient_clip_val, gradient_clip_algorithm)
+        self.model = model
+        self.ce_optimizer, self.complement_optimizer = split_optimizers(optimizers)
+        self.objective = CotObjective(mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs)
+        self.logits_and_target = logits_and_target
+        self.gradient_clip_val = gradient_clip_val
+        self.gradient_clip_algorithm = gradient_clip_algorithm
+        self.scaler = scaler
+        self._stepper = CotStepper(
+            self.objective, lambda batch: self.logits_and_target(self.model, batch), self._backward, self._step, check_finite
+        )
+
+    def _backward(self, loss: Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def _step(self, phase: str) -> None:
+        optimizer = self.complement_optimizer if phase == "complement" else self.ce_optimizer
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        clip_gradients(params, self.gradient_clip_val, self.gradient_clip_algorithm)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def step(self, batch_or_micro_batches: Any) -> dict[str, Tensor]:
+        """One COT step; a list of batches is accumulated into one step. Returns detached mean losses."""
+        self.model.train()
+        batches = batch_or_micro_batches if isinstance(batch_or_micro_batches, list) else [batch_or_micro_batches]
+        return self._stepper.run(batches)
+
+
+CLIP_ALGORITHMS = ("norm", "value")
+
+
+def check_clipping(value: float | None, algorithm: str) -> None:
+    if algorithm not in CLIP_ALGORITHMS:
+        raise ValueError(f"gradient_clip_algorithm must be one of {CLIP_ALGORITHMS}; got {algorithm!r}")
+    if value is not None and not value > 0:
+        raise ValueError(f"gradient_clip_val must be > 0 (or None to disable clipping); got {value}")
+
+
+def clip_gradients(params, value: float | None, algorithm: str) -> None:
+    if value is None:
+        return
+    if algorithm == "norm":
+        torch.nn.utils.clip_grad_norm_(params, value)
+    else:
+        torch.nn.utils.clip_grad_value_(params, value)

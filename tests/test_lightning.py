@@ -1,0 +1,190 @@
+"""CotModule (Lightning 2.x) against the hand-written COT loop, and its Lightning pitfalls."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
+
+from complement.lightning import CotModule
+from tiny import NUM_CLASSES, assert_same_parameters, batches_of, make_data, make_model, make_optimizers, reference_loop
+
+
+class TinyCot(CotModule):
+    def __init__(self, optimizers="shared", schedulers=None, dropout=0.0, **cot):
+        super().__init__(**cot)
+        self.net = make_model()
+        if dropout:
+            self.net.insert(1, torch.nn.Dropout(dropout))
+        self.optimizer_kind = optimizers
+        self.schedulers = schedulers
+        self.steps_seen = 0
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        self.steps_seen += 1
+        return super().training_step(batch, batch_idx)
+
+    def configure_optimizers(self):
+        optimizers = make_optimizers(self, self.optimizer_kind)
+        if self.schedulers is None:
+            return optimizers
+        return optimizers, self.schedulers(optimizers)
+
+
+def trainer(**kwargs) -> pl.Trainer:
+    defaults = dict(
+        accelerator="cpu", devices=1, precision="64-true", max_epochs=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    return pl.Trainer(**{**defaults, **kwargs})
+
+
+def loader(x, y, batch_size, shuffle=False):
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle)
+
+
+@pytest.mark.parametrize("mode", ["alternate", "joint", "off"])
+@pytest.mark.parametrize("optimizers", ["shared", "two"])
+def test_cot_module_equals_hand_written_loop(mode, optimizers):
+    x, y = make_data()
+    module = TinyCot(optimizers, mode=mode, complement_weight=0.7)
+    trainer(max_epochs=2).fit(module, loader(x, y, 8))
+    reference = make_model()
+    ref_optimizers = make_optimizers(reference, optimizers)
+    for _ in range(2):
+        reference_loop(reference, ref_optimizers, batches_of(x, y, 8), mode, weight=0.7)
+    assert_same_parameters(module.net, reference, atol=1e-10)
+
+
+def test_accumulation_equals_large_batch():
+    x, y = make_data(n=32)
+    accumulated = TinyCot("two", accumulate_grad_batches=4)
+    trainer().fit(accumulated, loader(x, y, 4))
+    reference = make_model()
+    reference_loop(reference, make_optimizers(reference, "two"), batches_of(x, y, 16), "alternate")
+    assert_same_parameters(accumulated.net, reference, atol=1e-10)
+
+
+def test_max_steps_counts_batches_and_step_schedulers_step_once_per_batch():
+    x, y = make_data(n=80)
+
+    def schedulers(optimizers):
+        return [
+            {"scheduler": torch.optim.lr_scheduler.StepLR(optimizers[0], step_size=1, gamma=0.5), "interval": "step"},
+            {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizers[1], lambda s: 1.0), "interval": "step", "frequency": 2},
+        ]
+
+    module = TinyCot("two", schedulers=schedulers)
+    run = trainer(max_steps=5, max_epochs=-1)
+    run.fit(module, loader(x, y, 8))
+    assert module.steps_seen == 5 and run.global_step == 5
+    step_lr, every_other = (config.scheduler for config in run.lr_scheduler_configs)
+    assert step_lr.last_epoch == 5 and every_other.last_epoch == 2
+    assert module.optimizers()[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**5)
+
+
+def test_reduce_on_plateau_monitoring_train_loss_at_steps_and_epochs():
+    x, y = make_data(n=64)
+
+    def schedulers(optimizers):
+        plateau = dict(mode="min", patience=0, factor=0.5, threshold=10.0)  # never "improves": lr halves each step
+        return [
+            {"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizers[0], **plateau), "interval": "step",
+             "frequency": 2, "monitor": "train_loss"},
+            {"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizers[1], **plateau), "interval": "epoch",
+             "monitor": "cot_loss"},
+        ]
+
+    module = TinyCot("two", schedulers=schedulers)
+    trainer(max_epochs=2).fit(module, loader(x, y, 8))  # 16 COT steps
+    ce_lr = module.optimizers()[0].param_groups[0]["lr"]
+    comp_lr = module.optimizers()[1].param_groups[0]["lr"]
+    # threshold=10 makes every call "no improvement": 16 steps / frequency 2 = 8 halvings; 2 epochs = 2
+    assert ce_lr == pytest.approx(0.1 * 0.5**8) and comp_lr == pytest.approx(0.1 * 0.5**2)
+
+
+def test_plateau_on_a_metric_never_logged_is_a_clear_error():
+    x, y = make_data(n=16)
+
+    def schedulers(optimizers):
+        return [{"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizers[0]), "interval": "step", "monitor": "val_f1"}]
+
+    with pytest.raises(ValueError, match="monitors 'val_f1', which has not been logged"):
+        trainer().fit(TinyCot("shared", schedulers=schedulers), loader(x, y, 8))
+
+
+def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
+    x, y = make_data(n=40)
+
+    def run(max_epochs, ckpt_path=None, save_dir=None):
+        torch.manual_seed(123)
+        module = TinyCot("two", dropout=0.2, schedulers=lambda o: [torch.optim.lr_scheduler.StepLR(o[0], 3)])
+        callbacks = [ModelCheckpoint(dirpath=save_dir, save_last=True, every_n_epochs=1)] if save_dir else []
+        trainer(max_epochs=max_epochs, callbacks=callbacks, enable_checkpointing=bool(save_dir)).fit(
+            module, loader(x, y, 8, shuffle=True), ckpt_path=ckpt_path
+        )
+        return module
+
+    uninterrupted = run(4)
+    run(2, save_dir=tmp_path)
+    torch.manual_seed(999)  # the resumed process starts from another RNG state
+    resumed = run(4, ckpt_path=str(tmp_path / "last.ckpt"))
+    for p, q in zip(resumed.parameters(), uninterrupted.parameters()):
+        assert torch.equal(p, q)
+    for a, b in zip(resumed.optimizers(), uninterrupted.optimizers()):
+        assert a.param_groups[0]["lr"] == b.param_groups[0]["lr"]
+
+
+def test_bf16_mixed_runs_and_clips():
+    x, y = make_data(n=32, dtype=torch.float32)
+    module = TinyCot("shared", gradient_clip_val=0.5, num_classes=NUM_CLASSES)
+    module.net = module.net.float()
+    run = trainer(precision="bf16-mixed", max_epochs=2)
+    run.fit(module, loader(x, y, 8), loader(x, y, 16))
+    assert torch.isfinite(run.callback_metrics["train_loss"]) and torch.isfinite(run.callback_metrics["cot_loss"])
+    assert 0 <= run.callback_metrics["val_acc"] <= 1
+
+
+class NormProbe(TinyCot):
+    norms: list
+
+    def on_before_optimizer_step(self, optimizer):
+        super().on_before_optimizer_step(optimizer)
+        self.norms.append(torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None]))
+
+
+def test_16_mixed_clips_unscaled_gradients():
+    x, y = make_data(n=16, dtype=torch.float32)
+    module = NormProbe("shared", gradient_clip_val=0.01)
+    module.net = module.net.float()
+    module.norms = []
+    trainer(precision="16-mixed").fit(module, loader(x * 50, y, 8))
+    # Clipping scaled gradients (upstream #18089) would leave norms of 0.01 / 65536 after unscaling.
+    assert len(module.norms) == 4 and all(abs(norm.item() - 0.01) < 1e-4 for norm in module.norms)
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (dict(accumulate_grad_batches=2), r"Pass CotModule\(accumulate_grad_batches=2\)"),
+        (dict(gradient_clip_val=1.0), r"Pass CotModule\(gradient_clip_val=1.0"),
+    ],
+)
+def test_trainer_flags_forbidden_in_manual_optimization_name_the_alternative(flags, message):
+    x, y = make_data(n=16)
+    with pytest.raises(ValueError, match=message):
+        trainer(**flags).fit(TinyCot(), loader(x, y, 8))
+
+
+def test_bad_module_configuration():
+    with pytest.raises(ValueError, match="unknown COT mode"):
+        TinyCot(mode="sometimes")
+    with pytest.raises(ValueError, match="accumulate_grad_batches must be an integer >= 1"):
+        TinyCot(accumulate_grad_batches=0)
+    with pytest.raises(TypeError, match=r"default batch format is \(inputs, target\)"):
+        trainer().fit(TinyCot(), DataLoader([torch.zeros(6, dtype=torch.float64)] * 4, batch_size=2))

@@ -1,0 +1,110 @@
+"""The plain-PyTorch front end against a hand-written COT loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from complement.training import CotObjective, CotStep
+from tiny import assert_same_parameters, batches_of, make_data, make_model, make_optimizers, reference_loop
+
+
+@pytest.mark.parametrize("mode", ["alternate", "joint", "off"])
+@pytest.mark.parametrize("optimizers", ["shared", "two"])
+def test_cot_step_equals_hand_written_loop(mode, optimizers):
+    x, y = make_data()
+    batches = batches_of(x, y, 8)
+    ref_model = make_model()
+    reference_loop(ref_model, make_optimizers(ref_model, optimizers), batches, mode, weight=0.7)
+    model = make_model()
+    cot = CotStep(model, make_optimizers(model, optimizers), mode=mode, complement_weight=0.7)
+    for batch in batches:
+        logs = cot.step(batch)
+    assert_same_parameters(model, ref_model, atol=1e-10)
+    assert set(logs) >= {"train_loss"} and (mode == "off" or "cot_loss" in logs)
+
+
+@pytest.mark.parametrize("mode", ["alternate", "joint"])
+def test_accumulation_equals_large_batch(mode):
+    x, y = make_data(n=32)
+    big_model, small_model = make_model(), make_model()
+    big = CotStep(big_model, make_optimizers(big_model, "two"), mode=mode)
+    small = CotStep(small_model, make_optimizers(small_model, "two"), mode=mode)
+    for batch in batches_of(x, y, 16):
+        big.step(batch)
+        small.step(batches_of(*batch, 4))  # 4 micro-batches of 4
+    assert_same_parameters(small_model, big_model, atol=1e-10)
+
+
+def test_gradient_clipping_by_norm_clips_each_step():
+    x, y = make_data(n=8)
+    model = make_model()
+    seen = []
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    original = optimizer.step
+
+    def step(*args, **kwargs):
+        seen.append(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]).item())
+        return original(*args, **kwargs)
+
+    optimizer.step = step
+    CotStep(model, optimizer, gradient_clip_val=1e-3).step((x * 100, y))
+    assert len(seen) == 2 and all(abs(norm - 1e-3) < 1e-8 for norm in seen)  # torch divides by norm + 1e-6
+
+
+def test_amp_with_grad_scaler_runs():
+    x, y = make_data(n=16, dtype=torch.float32)
+    model = make_model(dtype=torch.float32)
+    scaler = torch.amp.GradScaler("cpu")
+    cot = CotStep(model, torch.optim.Adam(model.parameters(), 1e-3), scaler=scaler, gradient_clip_val=1.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logs = cot.step((x, y))
+    assert all(torch.isfinite(v) for v in logs.values())
+
+
+def test_custom_logits_and_target_and_callable_loss():
+    x, y = make_data(n=8)
+    model = make_model()
+    calls = []
+
+    def my_complement(logits, target):
+        calls.append(logits.shape)
+        return logits.logsumexp(-1).mean() * 0.0
+
+    cot = CotStep(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        complement_loss=my_complement,
+        logits_and_target=lambda m, batch: (m(batch["x"]), batch["y"]),
+    )
+    cot.step({"x": x, "y": y})
+    assert calls == [torch.Size([8, 5])]
+
+
+def test_non_finite_loss_is_reported():
+    x, y = make_data(n=8)
+    x[0, 0] = float("nan")
+    model = make_model()
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        CotStep(model, torch.optim.SGD(model.parameters(), lr=0.1)).step((x, y))
+
+
+BAD = [
+    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), mode="both"), ValueError, "unknown COT mode 'both'"),
+    (lambda m: CotStep(m, []), ValueError, "COT needs an optimizer"),
+    (lambda m: CotStep(m, [torch.optim.SGD(m.parameters(), 0.1)] * 3), ValueError, "one optimizer .shared. or two"),
+    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), complement_loss="focal"), ValueError, "not a complement objective"),
+    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), complement_loss="nope"), ValueError, "unknown loss 'nope'"),
+    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), gradient_clip_val=0), ValueError, "gradient_clip_val must be > 0"),
+    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), gradient_clip_algorithm="l3"), ValueError, "gradient_clip_algorithm"),
+    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), complement_weight=-1), ValueError, "complement_weight must be >= 0"),
+    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1)).step([]), ValueError, "at least one batch"),
+    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1)).step(make_data()[0]), TypeError, r"\(inputs, target\)"),
+    (lambda m: CotObjective().phase_loss("ce", torch.zeros(4, 5), torch.zeros(3, dtype=torch.long)), ValueError, "class-last logits"),
+]
+
+
+@pytest.mark.parametrize("call,error,message", BAD, ids=[m for _, _, m in BAD])
+def test_bad_configuration(call, error, message):
+    with pytest.raises(error, match=message):
+        call(make_model())
