@@ -32,7 +32,7 @@ def test_accumulation_equals_large_batch(mode):
     small = CotStep(small_model, make_optimizers(small_model, "two"), mode=mode)
     for batch in batches_of(x, y, 16):
         big.step(batch)
-        small.step(batches_of(*batch, 4))  # 4 micro-batches of 4
+        small.step(micro_batches=batches_of(*batch, 4))  # 4 micro-batches of 4
     assert_same_parameters(small_model, big_model, atol=1e-10)
 
 
@@ -60,6 +60,16 @@ def test_amp_with_grad_scaler_runs():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logs = cot.step((x, y))
     assert all(torch.isfinite(v) for v in logs.values())
+
+
+def test_dataloader_list_batches_are_one_batch():
+    x, y = make_data(n=16)
+    model, ref_model = make_model(), make_model()
+    cot = CotStep(model, make_optimizers(model, "shared"))
+    for batch in torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8):
+        cot.step(batch)  # a [x, y] list
+    reference_loop(ref_model, make_optimizers(ref_model, "shared"), batches_of(x, y, 8), "alternate")
+    assert_same_parameters(model, ref_model, atol=1e-10)
 
 
 def test_custom_logits_and_target_and_callable_loss():
@@ -98,7 +108,8 @@ BAD = [
     (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), gradient_clip_val=0), ValueError, "gradient_clip_val must be > 0"),
     (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), gradient_clip_algorithm="l3"), ValueError, "gradient_clip_algorithm"),
     (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), complement_weight=-1), ValueError, "complement_weight must be >= 0"),
-    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1)).step([]), ValueError, "at least one batch"),
+    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1)).step(micro_batches=[]), ValueError, "at least one batch"),
+    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1)).step(), ValueError, "either one batch or micro_batches"),
     (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1)).step(make_data()[0]), TypeError, r"\(inputs, target\)"),
     (lambda m: CotObjective().phase_loss("ce", torch.zeros(4, 5), torch.zeros(3, dtype=torch.long)), ValueError, "class-last logits"),
 ]

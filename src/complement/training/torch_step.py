@@ -5,7 +5,7 @@
     for x, y in loader:
         losses = cot.step((x, y))        # {'train_loss': ..., 'cot_loss': ...}
 
-``step`` takes one batch, or a list of micro-batches to accumulate into one step.
+``step(batch)`` takes one batch; ``step(micro_batches=[...])`` accumulates several into one step.
 Batches are ``(inputs, target)`` by default; pass ``logits_and_target(model, batch)``
 for anything else (e.g. Hugging Face dicts). Mixed precision: pass a
 ``torch.amp.GradScaler`` and run under ``torch.autocast``; gradients are unscaled
@@ -88,11 +88,14 @@ class CotStep:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    def step(self, batch_or_micro_batches: Any) -> dict[str, Tensor]:
-        """One COT step; a list of batches is accumulated into one step. Returns detached mean losses."""
+    def step(self, batch: Any = None, *, micro_batches: Sequence[Any] | None = None) -> dict[str, Tensor]:
+        """One COT step on ``batch``, or on ``micro_batches`` accumulated into one step.
+
+        Returns the detached mean losses (``train_loss``, and ``cot_loss`` unless mode is ``off``)."""
+        if (batch is None) == (micro_batches is None):
+            raise ValueError("pass either one batch or micro_batches=[...] to CotStep.step, not both or neither")
         self.model.train()
-        batches = batch_or_micro_batches if isinstance(batch_or_micro_batches, list) else [batch_or_micro_batches]
-        return self._stepper.run(batches)
+        return self._stepper.run([batch] if micro_batches is None else list(micro_batches))
 
 
 CLIP_ALGORITHMS = ("norm", "value")
