@@ -119,3 +119,15 @@ BAD = [
 def test_bad_configuration(call, error, message):
     with pytest.raises(error, match=message):
         call(make_model())
+
+
+def test_primary_loss_trains_another_loss_alone():
+    import complement
+
+    x, y = make_data(n=16)
+    model, ref_model = make_model(), make_model()
+    CotStep(model, torch.optim.SGD(model.parameters(), lr=0.1), mode="off", primary_loss="gce").step((x, y))
+    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1)
+    complement.guided_complement_entropy(ref_model(x), y).backward()
+    ref_opt.step()
+    assert_same_parameters(model, ref_model, atol=1e-10)

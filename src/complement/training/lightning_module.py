@@ -116,6 +116,8 @@ class CotModule(pl.LightningModule):
         num_classes: enables torchmetrics (accuracy, macro precision, NLL, ECE, complement entropy).
         check_finite: raise on a NaN/inf loss instead of training on it.
         complement_loss_kwargs: keyword arguments of a named complement loss.
+        primary_loss / primary_loss_kwargs: phase 1's loss (default cross-entropy); with ``mode="off"``
+            this trains any registered loss alone (e.g. ``"guided_complement_entropy"``, ``"focal"``).
     """
 
     def __init__(
@@ -130,13 +132,17 @@ class CotModule(pl.LightningModule):
         num_classes: int | None = None,
         check_finite: bool = True,
         complement_loss_kwargs: dict | None = None,
+        primary_loss: str | LossFn = "cross_entropy",
+        primary_loss_kwargs: dict | None = None,
     ):
         super().__init__()
         self.automatic_optimization = False
         if not isinstance(accumulate_grad_batches, int) or accumulate_grad_batches < 1:
             raise ValueError(f"accumulate_grad_batches must be an integer >= 1; got {accumulate_grad_batches!r}")
         check_clipping(gradient_clip_val, gradient_clip_algorithm)
-        self.objective = CotObjective(mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs)
+        self.objective = CotObjective(
+            mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs, primary_loss, primary_loss_kwargs
+        )
         self.cot_accumulate_grad_batches = accumulate_grad_batches
         self.cot_gradient_clip_val = gradient_clip_val
         self.cot_gradient_clip_algorithm = gradient_clip_algorithm

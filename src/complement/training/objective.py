@@ -7,7 +7,10 @@ Modes (Chen et al., ICLR 2019, and ``../docs`` for the comparison):
 - ``joint``: one phase on ``CE + complement_weight * complement_loss`` (the authors
   found it consistently worse; it is here for comparison). With the default complement
   entropy it uses the one-pass CE+complement op.
-- ``off``: plain cross-entropy, so the same code trains the baseline.
+- ``off``: only the primary loss (cross-entropy by default), so the same code trains
+  the baselines: CE, or any registered loss trained alone (GCE, complement-CE, focal, ...).
+
+The primary loss (phase 1) is cross-entropy unless ``primary_loss`` names another.
 
 Logits may have the class dimension last, ``(..., C)``, with targets ``(...)``; they
 are flattened to ``(M, C)`` rows (no copy for contiguous logits).
@@ -57,6 +60,8 @@ class CotObjective:
         complement_weight: multiplies the complement loss (both modes).
         ignore_index: target value that does not count.
         complement_loss_kwargs: keyword arguments for a named complement loss.
+        primary_loss: phase 1's loss: ``"cross_entropy"`` (default), any registered name, or a callable.
+        primary_loss_kwargs: keyword arguments for a named primary loss.
     """
 
     def __init__(
@@ -66,6 +71,8 @@ class CotObjective:
         complement_weight: float = 1.0,
         ignore_index: int = -100,
         complement_loss_kwargs: dict | None = None,
+        primary_loss: str | LossFn = "cross_entropy",
+        primary_loss_kwargs: dict | None = None,
     ):
         if mode not in MODES:
             raise ValueError(f"unknown COT mode {mode!r}; choose one of {MODES} ('off' trains plain cross-entropy)")
@@ -94,6 +101,17 @@ class CotObjective:
             self.complement_name = name
             self._one_pass = name == "complement_entropy"
             self._normalization = getattr(module, "normalization", "classes")
+        self.primary_fn, self.primary_name = self._primary(primary_loss, dict(primary_loss_kwargs or {}))
+        if self.primary_name != "cross_entropy":
+            self._one_pass = False  # the one-pass op computes CE, not another primary loss
+
+    def _primary(self, loss: str | LossFn, kwargs: dict) -> tuple[LossFn, str]:
+        if callable(loss) and not isinstance(loss, str):
+            return loss, getattr(loss, "__name__", type(loss).__name__)
+        name = canonical_name(loss)
+        if name == "cross_entropy" and not kwargs:
+            return self.cross_entropy, name
+        return get_loss(name, ignore_index=self.ignore_index, **kwargs), name
 
     @property
     def phases(self) -> tuple[str, ...]:
@@ -107,14 +125,14 @@ class CotObjective:
         if phase == "complement":
             complement = self.complement_fn(logits, target)
             return PhaseLoss(self.complement_weight * complement, {"cot_loss": complement.detach()})
-        if self.mode != "joint":  # alternate's phase 1, or the plain-CE baseline
-            ce = self.cross_entropy(logits, target)
-            return PhaseLoss(ce, {"train_loss": ce.detach()})
+        if self.mode != "joint":  # alternate's phase 1, or a baseline trained alone
+            primary = self.primary_fn(logits, target)
+            return PhaseLoss(primary, {"train_loss": primary.detach()})
         if self._one_pass:
             ce, complement = cross_entropy_and_complement_entropy(
                 logits, target, ignore_index=self.ignore_index, normalization=self._normalization
             )
         else:
-            ce, complement = self.cross_entropy(logits, target), self.complement_fn(logits, target)
+            ce, complement = self.primary_fn(logits, target), self.complement_fn(logits, target)
         total = ce + self.complement_weight * complement
         return PhaseLoss(total, {"train_loss": ce.detach(), "cot_loss": complement.detach(), "loss": total.detach()})

@@ -59,11 +59,15 @@ class CotStep:
         scaler: torch.amp.GradScaler | None = None,
         check_finite: bool = True,
         complement_loss_kwargs: dict | None = None,
+        primary_loss: str | LossFn = "cross_entropy",
+        primary_loss_kwargs: dict | None = None,
     ):
         check_clipping(gradient_clip_val, gradient_clip_algorithm)
         self.model = model
         self.ce_optimizer, self.complement_optimizer = split_optimizers(optimizers)
-        self.objective = CotObjective(mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs)
+        self.objective = CotObjective(
+            mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs, primary_loss, primary_loss_kwargs
+        )
         self.logits_and_target = logits_and_target
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
