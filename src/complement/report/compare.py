@@ -1,0 +1,111 @@
+"""``write_report``: from run records to ``report.md``, figures and a console table.
+
+The CLI calls it once per comparison::
+
+    paths = write_report(records, "runs/compare", task_name="mnist_mlp", command=" ".join(sys.argv))
+    print(paths.console_table)
+
+It checks the records (non-empty, one task, one class count, predictions files present),
+then writes into ``out_dir``: ``records.json``, ``figures/*.png`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from . import figures as fig
+from .markdown import equal_compute_note, write_markdown
+from .records import RunRecord, load_all_predictions, save_records, validate_records
+from .tables import (
+    DEFAULT_FRACTION,
+    by_method,
+    convergence_table,
+    convergence_target,
+    final_passes,
+    render_console,
+    results_table,
+    summarize_test,
+)
+
+FIGURES_DIR = "figures"
+REPORT_FILE = "report.md"
+
+
+@dataclass
+class ReportPaths:
+    """What :func:`write_report` wrote, and the tables as console text."""
+
+    report: Path
+    records: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    console_table: str = ""
+
+
+def write_report(
+    records: list[RunRecord],
+    out_dir: str | os.PathLike,
+    task_name: str,
+    command: str,
+    *,
+    baseline: str = "ce",
+    fraction: float = DEFAULT_FRACTION,
+    date: datetime | None = None,
+) -> ReportPaths:
+    """Write the comparison of ``records`` into ``out_dir``.
+
+    Args:
+        records: one :class:`RunRecord` per (method, seed), all of the task ``task_name``.
+        out_dir: the compare directory (created if needed).
+        task_name: shown in the title; records with another ``task`` are refused.
+        command: the command line that produced the runs, quoted in the report.
+        baseline: the method whose best mean ``val_acc`` sets the convergence target.
+        fraction: the target is this fraction of it.
+        date: the report's date (default: now).
+    """
+    validate_records(records)
+    other = sorted({r.task for r in records if r.task is not None and r.task != task_name})
+    if other:
+        raise ValueError(f"records of task(s) {other} passed to a report for task {task_name!r}")
+    predictions = load_all_predictions(records)  # raises on missing files and class-count mismatches
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = by_method(records)
+    styles = fig.method_styles(list(groups))
+    target, used_baseline = convergence_target(records, baseline, fraction)
+
+    # Seeds pooled per method; methods without any predictions file are left out of these figures.
+    pooled = {}
+    for method, group in groups.items():
+        pairs = [predictions[(r.method, r.seed)] for r in group if (r.method, r.seed) in predictions]
+        if pairs:
+            pooled[method] = (torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs]))
+    written: dict[str, tuple[str, Path]] = {}
+    if pooled:
+        written["non_target_probabilities"] = (
+            "Output probabilities for models trained with and without COT",
+            fig.plot_non_target_probabilities(pooled, out / FIGURES_DIR / "non_target_probabilities.png", styles),
+        )
+        written["reliability"] = (
+            "Reliability diagrams",
+            fig.plot_reliability(pooled, out / FIGURES_DIR / "reliability.png", styles=styles),
+        )
+    written["learning_curves"] = (
+        "Learning curves",
+        fig.plot_learning_curves(groups, out / FIGURES_DIR / "learning_curves.png", target, styles),
+    )
+
+    results = results_table(records)
+    conv = convergence_table(records, target, used_baseline, fraction)
+    note = equal_compute_note(summarize_test(records), final_passes(records))
+    missing = [r.label for r in records if r.predictions_path is None]
+    extra = [f"Runs without test predictions (left out of the prediction figures): {', '.join(missing)}."] if missing else []
+    records_path = save_records(records, out)
+    report = write_markdown(out / REPORT_FILE, task_name, command, results, conv, note, written, date, extra)
+    console = render_console(results) + "\n\n" + render_console(conv)
+    return ReportPaths(report, records_path, {name: png for name, (_, png) in written.items()}, console)

@@ -1,0 +1,164 @@
+"""Figures of a comparison, as PNG files (matplotlib's Agg canvas, no pyplot state).
+
+- :func:`plot_non_target_probabilities`: the COT blog's picture, "output probabilities
+  for models trained with and without COT": the distribution of the probabilities the
+  models give the wrong classes on the test set (left), and the mean of each example's
+  sorted wrong-class probabilities by rank (right), one line per method.
+- :func:`plot_reliability`: a reliability diagram per method (accuracy per confidence
+  bin against the diagonal; the gap to the bin's mean confidence shaded; ECE in the title).
+- :func:`plot_learning_curves`: ``val_acc`` against epochs and against training passes,
+  the mean over seeds with a ±1 std band, one line per method.
+
+Predictions of all seeds of a method are pooled. Each function returns the path written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from torch import Tensor
+from torchmetrics.functional.classification import multiclass_calibration_error
+
+from ..metrics import ECE_BINS
+from .tables import mean_curve
+
+DPI = 120
+PROB_FLOOR = 1e-8  # probabilities below this land in the histogram's first bin
+
+
+def method_styles(methods: list[str]) -> dict[str, dict[str, str]]:
+    """A fixed colour and line style per method, the same in every figure.
+
+    Line styles differ too, so that identical curves (``ce`` and ``ce_2x`` share their first
+    epochs when seeded alike) stay visible on top of each other."""
+    dashes = ["-", "--", "-.", ":"]
+    return {method: {"color": f"C{i % 10}", "ls": dashes[i % len(dashes)]} for i, method in enumerate(methods)}
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)  # attach the Agg canvas: PNG output without touching pyplot's backend
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def non_target(probs: Tensor, target: Tensor) -> Tensor:
+    """The ``(M, C - 1)`` probabilities of the wrong classes, in class order."""
+    keep = torch.ones_like(probs, dtype=torch.bool)
+    keep[torch.arange(probs.shape[0]), target] = False
+    return probs[keep].reshape(probs.shape[0], probs.shape[1] - 1)
+
+
+def plot_non_target_probabilities(
+    predictions: dict[str, tuple[Tensor, Tensor]], path: str | os.PathLike, styles: dict[str, dict[str, str]] | None = None
+) -> Path:
+    """``predictions``: ``{method: (probs (M, C), target (M,))}``, seeds already pooled."""
+    styles = styles or method_styles(list(predictions))
+    fig = Figure(figsize=(11, 4.2))
+    hist_ax, rank_ax = fig.subplots(1, 2)
+    edges = torch.logspace(math.log10(PROB_FLOOR), 0, 41, dtype=torch.float64)
+    for method, (probs, target) in predictions.items():
+        wrong = non_target(probs.double(), target)
+        counts = torch.histogram(wrong.flatten().clamp(PROB_FLOOR, 1.0), bins=edges).hist
+        share = (counts / max(wrong.numel(), 1)).numpy()
+        hist_ax.stairs(np.where(share > 0, share, np.nan), edges.numpy(), lw=1.8, label=method, **styles[method])
+        # Each example's wrong-class probabilities, largest first, averaged rank by rank.
+        ranked = wrong.sort(dim=1, descending=True).values.mean(0).numpy()
+        rank_ax.plot(np.arange(1, ranked.size + 1), ranked, marker="o", ms=3, label=method, **styles[method])
+    hist_ax.set(xscale="log", yscale="log", xlabel="probability given to a wrong class",
+                ylabel="share of (example, wrong class) pairs", title="Wrong-class probabilities (test set)")
+    rank_ax.set(yscale="log", xlabel="rank among the wrong classes (1 = most probable)",
+                ylabel="mean probability", title="Sorted wrong-class probabilities")
+    rank_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in (hist_ax, rank_ax):
+        ax.grid(alpha=0.3, which="major")
+        ax.legend()
+    fig.suptitle("Output probabilities for models trained with and without COT")
+    return _save(fig, path)
+
+
+def reliability_bins(probs: Tensor, target: Tensor, n_bins: int = ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width confidence bin: ``(count, accuracy, mean confidence)`` (NaN for empty bins).
+
+    Bins are ``[i/n, (i+1)/n)`` as in torchmetrics; a confidence of exactly 1 joins the last bin."""
+    confidence, predicted = probs.max(dim=1)
+    correct = (predicted == target).double()
+    boundaries = torch.linspace(0, 1, n_bins + 1, dtype=confidence.dtype)
+    index = (torch.bucketize(confidence, boundaries, right=True) - 1).clamp(0, n_bins - 1)
+    count = torch.bincount(index, minlength=n_bins).double()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = (torch.bincount(index, weights=correct, minlength=n_bins) / count).numpy()
+        mean_conf = (torch.bincount(index, weights=confidence.double(), minlength=n_bins) / count).numpy()
+    return count.numpy(), accuracy, mean_conf
+
+
+def plot_reliability(
+    predictions: dict[str, tuple[Tensor, Tensor]], path: str | os.PathLike, n_bins: int = ECE_BINS,
+    styles: dict[str, dict[str, str]] | None = None,
+) -> Path:
+    """One reliability diagram per method, side by side (4 per row)."""
+    styles = styles or method_styles(list(predictions))
+    columns = min(len(predictions), 4)
+    rows = math.ceil(len(predictions) / columns)
+    fig = Figure(figsize=(3.6 * columns, 3.8 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+    width = 1.0 / n_bins
+    centers = (np.arange(n_bins) + 0.5) * width
+    for ax, (method, (probs, target)) in zip(axes, predictions.items()):
+        count, accuracy, mean_conf = reliability_bins(probs, target, n_bins)
+        ece = float(multiclass_calibration_error(probs, target, probs.shape[1], n_bins=n_bins, norm="l1"))
+        filled = count > 0
+        ax.bar(centers[filled], accuracy[filled], width=width, color=styles[method]["color"], edgecolor="black", lw=0.5,
+               label="accuracy per bin")
+        # The miscalibration of each bin: from its accuracy up (or down) to its mean confidence.
+        ax.bar(centers[filled], (mean_conf - accuracy)[filled], bottom=accuracy[filled], width=width,
+               fill=False, hatch="///", edgecolor="tab:red", lw=0.8, label="gap to mean confidence")
+        ax.plot([0, 1], [0, 1], ls="--", color="black", lw=1, label="perfect calibration")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (max probability)", title=f"{method}: ECE = {ece:.4f}")
+        ax.set_aspect("equal")
+    for ax in axes[len(predictions):]:
+        ax.set_visible(False)
+    for ax in axes[::columns]:
+        ax.set_ylabel("accuracy")
+    handles, labels = axes[0].get_legend_handles_labels()  # the first method's colour stands for all
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"Reliability on the test set ({n_bins} bins, seeds pooled)")
+    fig.subplots_adjust(bottom=0.2)
+    return _save(fig, path)
+
+
+def plot_learning_curves(
+    curves: dict[str, list], path: str | os.PathLike, target: float | None = None, styles: dict[str, dict[str, str]] | None = None,
+) -> Path:
+    """``curves``: ``{method: [RunRecord, ...]}``; ``target``: a val_acc level drawn as a dashed line."""
+    styles = styles or method_styles(list(curves))
+    fig = Figure(figsize=(11, 4.2))
+    epoch_ax, passes_ax = fig.subplots(1, 2)
+    for method, records in curves.items():
+        curve = mean_curve(records, "val_acc")
+        epochs = np.array(list(curve), dtype=float)
+        mean = np.array([m for m, _, _ in curve.values()])
+        std = np.array([s if s is not None else 0.0 for _, s, _ in curve.values()])
+        passes = np.array([p for _, _, p in curve.values()])
+        label = f"{method} ({len(records)} seed{'s' if len(records) != 1 else ''})"
+        for ax, x in ((epoch_ax, epochs), (passes_ax, passes)):
+            ax.plot(x, mean, marker="o", ms=3, label=label, **styles[method])
+            ax.fill_between(x, mean - std, mean + std, color=styles[method]["color"], alpha=0.15, lw=0)
+    for ax, xlabel in ((epoch_ax, "epoch"), (passes_ax, "training passes (forward+backward over batches)")):
+        if target is not None:
+            ax.axhline(target, ls="--", color="gray", lw=1, label=f"target {target:.4f}")
+        ax.set(xlabel=xlabel, ylabel="validation accuracy")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    epoch_ax.set_title("val_acc by epoch (mean ± std over seeds)")
+    passes_ax.set_title("val_acc by compute (mean ± std over seeds)")
+    return _save(fig, path)
