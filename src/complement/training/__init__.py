@@ -7,8 +7,8 @@
 - :mod:`complement.hf`: the Hugging Face Transformers front end, ``CotTrainer``.
 """
 
-from .objective import MODES, CotObjective
+from .objective import MODES, CotObjective, LinearLogits
 from .stepper import CotStepper
 from .torch_step import CotStep
 
-__all__ = ["MODES", "CotObjective", "CotStep", "CotStepper"]
+__all__ = ["MODES", "CotObjective", "CotStep", "CotStepper", "LinearLogits"]

@@ -11,6 +11,11 @@ scheduler, and counts the step, so ``global_step``, ``max_steps`` and schedulers
 COT steps. ``joint`` and ``off`` only change the loss. The model gets the batch without
 ``labels`` and must return ``logits`` (class-last); the loss is computed here.
 Logged: ``loss`` (the Trainer's, = cross-entropy), ``cot_loss`` and ``train_ce_loss``.
+
+Causal language models: ``causal_lm=True`` predicts token ``t+1`` from position ``t``
+(labels are shifted here, as the model's own loss would); ``fused_lm_head=True`` also
+skips the model's LM head and computes every phase from the last hidden states and the
+head's weight with the chunked op, so the N x V logits never exist.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from transformers import Trainer
 
-from .objective import CotObjective, LossFn
+from .objective import CotObjective, LinearLogits, LossFn
 
 LABELS = "labels"
 
@@ -35,26 +40,44 @@ class CotTrainer(Trainer):
         complement_weight: float = 1.0,
         ignore_index: int = -100,
         complement_loss_kwargs: dict | None = None,
+        causal_lm: bool = False,
+        fused_lm_head: bool = False,
         **kwargs,
     ):
+        if fused_lm_head and not causal_lm:
+            raise ValueError("fused_lm_head=True applies to causal language models; pass causal_lm=True too")
+        self.causal_lm = causal_lm
+        self.fused_lm_head = fused_lm_head
         self.objective = CotObjective(cot_mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs)
         super().__init__(*args, **kwargs)
         self._cot_group: list[dict[str, Any]] = []
         self._cot_log_sums: dict[str, float] = {}
         self._cot_log_count = 0
 
-    def logits_and_target(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    def logits_and_target(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Tensor | LinearLogits, Tensor]:
         if LABELS not in inputs:
             raise KeyError(f"CotTrainer needs the targets under '{LABELS}' in each batch; got keys {sorted(inputs)}")
         features = {key: value for key, value in inputs.items() if key != LABELS}
+        target = inputs[LABELS]
+        if self.fused_lm_head:
+            model = self.accelerator.unwrap_model(model)
+            head = model.get_output_embeddings()
+            if head is None:
+                raise ValueError(f"fused_lm_head=True needs a model with an output embedding (LM head); {type(model).__name__} has none")
+            hidden = model.base_model(**features).last_hidden_state
+            return LinearLogits(hidden[:, :-1], head.weight, head.bias), target[:, 1:]
         outputs = model(**features)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
-        return logits, inputs[LABELS]
+        if self.causal_lm:
+            return logits[:, :-1], target[:, 1:]
+        return logits, target
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The first phase's loss (CE, or CE + complement in joint mode); used by evaluation too."""
         logits, target = self.logits_and_target(model, inputs)
         part = self.objective.phase_loss("ce", logits, target)
+        if return_outputs and isinstance(logits, LinearLogits):
+            raise ValueError("fused_lm_head=True computes no logits to return; evaluate with prediction_loss_only=True")
         return (part.loss, {"logits": logits}) if return_outputs else part.loss
 
     def _phase(self, model: nn.Module, inputs: dict[str, Any], phase: str, scale: float) -> Tensor:

@@ -14,12 +14,16 @@ The primary loss (phase 1) is cross-entropy unless ``primary_loss`` names anothe
 
 Logits may have the class dimension last, ``(..., C)``, with targets ``(...)``; they
 are flattened to ``(M, C)`` rows (no copy for contiguous logits).
+
+Large vocabularies: return :class:`LinearLogits` ``(hidden, weight, bias)`` instead of
+logits and every phase runs the chunked "linear + loss" op of
+:mod:`complement.ops.chunked_linear` (Triton on CUDA), never forming the N x V logits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -29,6 +33,16 @@ from ..losses.registry import canonical_name
 
 MODES = ("alternate", "joint", "off")
 LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class LinearLogits(NamedTuple):
+    """Logits ``hidden @ weight.T + bias`` left unmaterialized for the chunked losses.
+
+    ``hidden`` is ``(..., H)`` (class-last like logits), ``weight`` ``(V, H)``, ``bias`` ``(V,)`` or None."""
+
+    hidden: Tensor
+    weight: Tensor
+    bias: Tensor | None = None
 
 
 def flatten_class_last(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -120,7 +134,9 @@ class CotObjective:
     def cross_entropy(self, logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
 
-    def phase_loss(self, phase: str, logits: Tensor, target: Tensor) -> PhaseLoss:
+    def phase_loss(self, phase: str, logits: Tensor | LinearLogits, target: Tensor) -> PhaseLoss:
+        if isinstance(logits, LinearLogits):
+            return self._fused_phase_loss(phase, logits, target)
         logits, target = flatten_class_last(logits, target)
         if phase == "complement":
             complement = self.complement_fn(logits, target)
@@ -134,5 +150,36 @@ class CotObjective:
             )
         else:
             ce, complement = self.primary_fn(logits, target), self.complement_fn(logits, target)
+        total = ce + self.complement_weight * complement
+        return PhaseLoss(total, {"train_loss": ce.detach(), "cot_loss": complement.detach(), "loss": total.detach()})
+
+    def _fused_phase_loss(self, phase: str, head: LinearLogits, target: Tensor) -> PhaseLoss:
+        """The same phases on ``LinearLogits`` through the chunked ops (exact, never N x V)."""
+        from ..ops import chunked_linear as fused
+
+        if self.primary_name != "cross_entropy" or self.complement_name not in ("complement_entropy", "guided_complement_entropy"):
+            raise ValueError(
+                "the chunked LinearLogits path supports cross-entropy with complement_entropy or "
+                f"guided_complement_entropy; got primary {self.primary_name!r} and complement {self.complement_name!r}. "
+                "Return materialized logits for other losses."
+            )
+        hidden, target = flatten_class_last(head.hidden, target)
+        args = (hidden, head.weight, target)
+        common = {"bias": head.bias, "ignore_index": self.ignore_index}
+        guided = self.complement_name == "guided_complement_entropy"
+        normalization = self.complement_fn.normalization
+        if phase == "complement":
+            if guided:
+                complement = fused.linear_guided_complement_entropy(
+                    *args, alpha=self.complement_fn.alpha, normalization=normalization, **common
+                )
+            else:
+                complement = fused.linear_complement_entropy(*args, normalization=normalization, **common)
+            return PhaseLoss(self.complement_weight * complement, {"cot_loss": complement.detach()})
+        if self.mode != "joint":
+            ce = fused.linear_cross_entropy(*args, **common)
+            return PhaseLoss(ce, {"train_loss": ce.detach()})
+        extra = {"complement": "guided", "alpha": self.complement_fn.alpha} if guided else {}
+        ce, complement = fused.linear_cross_entropy_and_complement(*args, normalization=normalization, **common, **extra)
         total = ce + self.complement_weight * complement
         return PhaseLoss(total, {"train_loss": ce.detach(), "cot_loss": complement.detach(), "loss": total.detach()})

@@ -1,0 +1,104 @@
+"""COT training through the chunked LinearLogits path equals training on materialized logits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from complement.training import CotObjective, CotStep, LinearLogits
+from tiny import assert_same_parameters
+
+
+class Head(nn.Module):
+    def __init__(self, vocab=37, hidden=8):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Embedding(vocab, hidden), nn.Tanh())
+        self.out = nn.Linear(hidden, vocab)
+        self.double()
+
+
+def materialized(model, batch):
+    tokens, target = batch
+    return model.out(model.body(tokens)), target
+
+
+def fused(model, batch):
+    tokens, target = batch
+    return LinearLogits(model.body(tokens), model.out.weight, model.out.bias), target
+
+
+@pytest.mark.parametrize("mode", ["alternate", "joint"])
+@pytest.mark.parametrize("complement_loss", ["complement_entropy", "guided_complement_entropy"])
+def test_linear_logits_path_equals_materialized_logits(mode, complement_loss):
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(3):
+        target = torch.randint(0, 37, (4, 6), generator=g)
+        target[0, :2] = -100
+        batches.append((torch.randint(0, 37, (4, 6), generator=g), target))
+    runs = {}
+    for name, logits_and_target in (("materialized", materialized), ("fused", fused)):
+        model = Head()
+        cot = CotStep(model, torch.optim.Adam(model.parameters(), 0.01), mode=mode, complement_loss=complement_loss,
+                      logits_and_target=logits_and_target)
+        logs = [cot.step(batch) for batch in batches]
+        runs[name] = (model, logs)
+    assert_same_parameters(runs["fused"][0], runs["materialized"][0], atol=1e-10)
+    for a, b in zip(runs["fused"][1], runs["materialized"][1]):
+        for key in a:
+            torch.testing.assert_close(a[key], b[key])
+
+
+def test_linear_logits_refuses_losses_it_does_not_fuse():
+    head = LinearLogits(torch.zeros(2, 3), torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="chunked LinearLogits path supports"):
+        CotObjective("off", primary_loss="focal").phase_loss("ce", head, torch.zeros(2, dtype=torch.long))
+
+
+def test_cot_trainer_fused_lm_head_equals_unfused_causal_lm(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from torch.utils.data import Dataset
+
+    from complement.hf import CotTrainer
+
+    config = transformers.GPT2Config(vocab_size=97, n_positions=16, n_embd=16, n_layer=1, n_head=2)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 97, (8, 12), generator=g)
+
+    class Tokens(Dataset):
+        def __len__(self):
+            return len(ids)
+
+        def __getitem__(self, i):
+            return {"input_ids": ids[i], "labels": ids[i]}
+
+    def train(**options):
+        torch.manual_seed(0)
+        model = transformers.GPT2LMHeadModel(config)
+        args = transformers.TrainingArguments(
+            output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=1, learning_rate=1e-2,
+            optim="adamw_torch", lr_scheduler_type="constant", report_to=[], save_strategy="no", use_cpu=True,
+            disable_tqdm=True, max_grad_norm=1.0,
+        )
+        trainer = CotTrainer(model=model, args=args, train_dataset=Tokens(), causal_lm=True, **options)
+        trainer.train()
+        return model, trainer
+
+    unfused, unfused_trainer = train()
+    fused_model, _ = train(fused_lm_head=True)
+    for (name, p), q in zip(fused_model.named_parameters(), unfused.parameters()):
+        torch.testing.assert_close(p, q, atol=2e-5, rtol=1e-4, msg=lambda m: f"{name}: {m}")
+    # the shift matches the model's own causal-LM loss
+    model = transformers.GPT2LMHeadModel(config).eval()
+    logits, target = unfused_trainer.logits_and_target(model, {"input_ids": ids, "labels": ids})
+    own = model(input_ids=ids, labels=ids).loss
+    torch.testing.assert_close(torch.nn.functional.cross_entropy(logits.reshape(-1, 97), target.reshape(-1)), own)
+
+
+def test_fused_lm_head_needs_causal_lm():
+    from complement.hf import CotTrainer
+
+    with pytest.raises(ValueError, match="pass causal_lm=True"):
+        CotTrainer(model=nn.Linear(2, 2), fused_lm_head=True)
