@@ -55,7 +55,7 @@ def test_compare_end_to_end_writes_report_and_figures(blobs, tmp_path, capsys):
         for seed in (0, 1):
             run = compare_dir / f"{method}-seed{seed}"
             assert read_status(run) == "complete"
-            assert (run / "metrics.csv").stat().st_size > 0 and (run / "predictions.pt").exists()
+            assert (run / "logs" / "metrics.csv").stat().st_size > 0 and (run / "predictions.pt").exists()
     history = json.loads((compare_dir / "cot-seed0" / "history.json").read_text())
     assert [row["passes"] for row in history] == [10, 20]  # 5 batches x 2 passes per epoch
     ce_2x = json.loads((compare_dir / "ce_2x-seed0" / "history.json").read_text())

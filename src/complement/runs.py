@@ -14,7 +14,7 @@ A *method* is how a run trains:
 ==============  ===================================================================
 
 Each run writes to its own directory: ``config.json``, ``status.json`` (``running`` →
-``complete`` or ``failed``), Lightning's ``metrics.csv`` (CSV logger; TensorBoard too
+``complete`` or ``failed``), Lightning's ``logs/metrics.csv`` (CSV logger; TensorBoard too
 when installed), ``checkpoints/last.ckpt``, ``history.json`` and ``predictions.pt``.
 A run whose status is not ``complete`` can be resumed from its last checkpoint.
 """
@@ -212,7 +212,7 @@ def fit_run(
         module = TaskModule(task.build_model(), task.num_classes, task.ignore_index, method, config)
         train, val, test = _loaders(task, config.batch_size, seed)
         history = History(passes_per_batch=len(module.objective.phases))
-        loggers: list = [CSVLogger(run_dir, name="", version="")]
+        loggers: list = [CSVLogger(run_dir, name="logs", version="")]
         try:
             from lightning.pytorch.loggers import TensorBoardLogger
 
