@@ -2,6 +2,7 @@
 
     python scripts/results.py                 # all tasks (about 30-40 minutes on 2 CPU cores)
     python scripts/results.py mnist digits    # some tasks; the others keep their last results
+    python scripts/results.py --collect-only  # only rebuild docs/results.md from finished comparisons
 
 Each comparison writes runs/results/compare-<task>-<time>/ (report.md, figures, runs).
 docs/results.md is rebuilt from the newest complete comparison of each task.
@@ -63,7 +64,8 @@ def section(task: str, report: Path) -> str:
 
 
 def main() -> None:
-    tasks = sys.argv[1:] or list(EXPERIMENTS)
+    collect_only = "--collect-only" in sys.argv
+    tasks = [] if collect_only else ([a for a in sys.argv[1:]] or list(EXPERIMENTS))
     unknown = [t for t in tasks if t not in EXPERIMENTS]
     if unknown:
         raise SystemExit(f"unknown tasks {unknown}; choose from {list(EXPERIMENTS)}")
