@@ -27,7 +27,9 @@ def first_batch(task: Task, split: str = "train", batch_size: int = 4):
 
 def check_batch_and_logits(task: Task, batch_size: int = 4) -> None:
     """The documented contract: (inputs, target) batches and class-last logits."""
-    inputs, target = first_batch(task, batch_size=batch_size)
+    batch = first_batch(task, batch_size=batch_size)
+    assert isinstance(batch, tuple) and len(batch) == 2
+    inputs, target = batch
     assert target.dtype == torch.int64
     torch.manual_seed(0)
     model = task.build_model()
@@ -307,7 +309,8 @@ def write_images(root, classes, n, mode="L", size=(20, 12)):
         (root / name).mkdir(parents=True)
         for i in range(n):
             shape = size[::-1] + ((3,) if mode == "RGB" else ())
-            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(root / name / f"{i}.png")
+            suffix = ".jpg" if mode == "RGB" and i % 2 else ".png"  # JPEG and PNG both read
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(root / name / f"{i}{suffix}")
     (root / "notes.txt").write_text("not an image")
     return root
 
@@ -386,6 +389,7 @@ def test_class_in_test_but_not_in_train():
     [
         ("bad.csv", "text,label\nfine,a\ntoo,many,fields\n", {}, r"bad.csv line 3: expected 2 fields \(text,label\), got 3"),
         ("bad.csv", "text,label\nfine,a\nempty,\n", {}, r"bad.csv line 3: empty 'label'"),
+        ("bad.csv", 'text,label\n"two\nlines",a\nbad,row,here\n', {}, r"bad.csv line 4: expected 2 fields"),
         ("bad.csv", "text,y\nfine,a\n", {}, r"bad.csv: no column\(s\) \['label'\]; the header row has \['text', 'y'\]"),
         ("bad.csv", "", {}, r"bad.csv: empty file"),
         ("bad.jsonl", '{"text": "a", "label": 1}\n{"text": "b", label: 2}\n', {}, r"bad.jsonl line 2: not valid JSON"),

@@ -27,7 +27,8 @@ text_file_lm     lm     next-token prediction on your text
 packages are imported only when a task that needs them is built.
 """
 
-from . import images, next_token, text, tokens  # noqa: F401  (registers the tasks)
+# importing the modules registers their tasks, in this order (the order `complement list` shows)
+from . import images, text, tokens, next_token  # noqa: F401, I001
 from .base import IGNORE_INDEX, KINDS, Task, available_tasks, build_task, register_preset, register_task, task_options
 
 __all__ = [

@@ -4,7 +4,7 @@
   per-example transform (augmentation).
 * :class:`EncodedDataset` holds pre-tokenized sequences (lists of ids), so tokenization
   happens once up front and a batch only pads.
-* :class:`PadCollator` pads a batch to its longest sequence: ids with the pad id, targets
+* :func:`stack_batch` stacks fixed-size examples; :class:`PadCollator` pads a batch to its longest sequence: ids with the pad id, targets
   with ``ignore_index``, and builds the attention mask.
 
 Both datasets keep their labels in ``targets`` (``clean_targets`` too when label noise was
@@ -48,6 +48,12 @@ class ImageDataset(Dataset):
         if self.transform is not None:
             x = self.transform(x)
         return x, self.targets[index]
+
+
+def stack_batch(batch: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """Stack same-shape examples into ``(inputs, target)``: a tuple, where torch's default collation gives a list."""
+    inputs, targets = zip(*batch)
+    return torch.stack(inputs), torch.stack(targets)
 
 
 class EncodedDataset(Dataset):

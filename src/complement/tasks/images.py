@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from .base import ALIASES, Task, register_preset, register_task
-from .datasets import ImageDataset
+from .datasets import ImageDataset, stack_batch
 from .harder import check_harder
 from .image_folder import detect_channels, load_images, scan_image_folder
 from .models import MLP, SmallCNN
@@ -133,7 +133,7 @@ def build_image_task(
         num_classes=num_classes,
         class_names=list(class_names),
         build_model=factory,
-        collate_fn=None,  # default collation stacks (C, H, W) images and 0-d int64 targets
+        collate_fn=stack_batch,
         defaults=defaults,
         info={**info, **split.info, "image_shape": [channels, height, width_px], "mean": mean.tolist(), "std": std.tolist()},
     )

