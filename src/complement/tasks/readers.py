@@ -133,7 +133,10 @@ def _read_jsonl(path: Path, text: str, columns: Sequence[str], optional: Sequenc
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path.name} line {number}: not valid JSON ({error.msg}): {_short(raw)}") from None
+            raise ValueError(
+                f"{path.name} line {number}: not valid JSON ({error.msg}): {_short(raw)}; "
+                "expected JSON Lines, one object a line"
+            ) from None
         if not isinstance(obj, dict):
             raise ValueError(
                 f"{path.name} line {number}: expected a JSON object like "

@@ -162,7 +162,8 @@ def build_text_task(
     )
 
 
-# fine-tuning MiniLM: ~73% validation accuracy on tweets after one epoch of 3,000
+# fine-tuning MiniLM on 2,000 tweets: ~72% validation accuracy (majority class 43%) after one epoch,
+# flat after two; an epoch takes ~100 s on one CPU core
 TEXT_DEFAULTS = {"optimizer": "adamw", "lr": 1e-4, "batch_size": 32, "max_epochs": 2, "weight_decay": 0.01}
 
 
