@@ -15,10 +15,16 @@ from complement.cli import main
 from complement.runs import read_status
 
 
-def blobs_task(seed: int = 0, **options):
-    """Four Gaussian blobs in 8-D: trains to high accuracy in a few CPU epochs."""
+def blobs_task(seed: int = 0, fail: bool = False, **options):
+    """Four Gaussian blobs in 8-D: trains to high accuracy in a few CPU epochs; ``fail`` breaks the model."""
     if options:
         raise TypeError(f"unexpected options {sorted(options)}")
+
+    def build_model():
+        if fail:
+            raise RuntimeError("model construction failed (fail=True)")
+        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+
     g = torch.Generator().manual_seed(seed)
     centers = torch.randn(4, 8, generator=g) * 2
 
@@ -29,7 +35,7 @@ def blobs_task(seed: int = 0, **options):
     return SimpleNamespace(
         name="blobs", kind="image", train=split(160), val=split(64), test=split(64), num_classes=4,
         class_names=list("abcd"), collate_fn=None, ignore_index=-100,
-        build_model=lambda: nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)),
+        build_model=build_model,
         defaults={"max_epochs": 2, "batch_size": 32, "lr": 0.01, "optimizer": "adam", "weight_decay": 0.0},
     )
 
@@ -99,6 +105,19 @@ def test_fit_writes_a_new_directory_each_time(blobs, tmp_path, capsys):
     runs = sorted(tmp_path.iterdir())
     assert len(runs) == 2 and all(read_status(run) == "complete" for run in runs)
     assert "test_acc" in capsys.readouterr().out
+
+
+def test_interrupted_fit_saved_the_task_as_asked_for_resume(blobs, tmp_path, monkeypatch):
+    with pytest.raises(RuntimeError, match="fail=True"):
+        main(["fit", "--task", "blobs", "--task_options", "{fail: true}", "--out", str(tmp_path), "--progress", "false"])
+    (run,) = tmp_path.iterdir()
+    assert read_status(run) == "failed"
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["task"] == "blobs" and saved["task_options"] == {"fail": True}
+    seen = []
+    monkeypatch.setattr(cli, "_build_task", lambda task, options, seed: seen.append((task, options)) or blobs_task(seed))
+    main(["fit", "--resume", str(run), "--progress", "false"])
+    assert seen == [("blobs", {"fail": True})] and read_status(run) == "complete"
 
 
 def test_config_file_and_unknown_key(blobs, tmp_path, capsys):

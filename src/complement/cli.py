@@ -80,10 +80,11 @@ def fit(
     else:
         get_method(method)
         run_dir = new_run_dir(Path(out), f"{task}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-    built = _build_task(task, task_options or {}, seed)
-    record = fit_run(built, method, seed, run_dir, train, progress=progress, resume=resume is not None)
-    (run_dir / "config.json").write_text(
-        json.dumps({**json.loads((run_dir / "config.json").read_text()), "task_options": task_options or {}}, indent=2)
+    task_options = task_options or {}
+    built = _build_task(task, task_options, seed)
+    record = fit_run(
+        built, method, seed, run_dir, train, progress=progress, resume=resume is not None,
+        task_spec={"task": task, "task_options": task_options},
     )
     print(json.dumps(record.test, indent=2))
     print(f"run directory: {run_dir}")

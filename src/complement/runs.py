@@ -196,15 +196,20 @@ def fit_run(
     config: TrainConfig,
     progress: bool = True,
     resume: bool = False,
+    task_spec: dict[str, Any] | None = None,
 ) -> RunRecord:
-    """Train, test and predict one run in ``run_dir`` (created by the caller); return its record."""
+    """Train, test and predict one run in ``run_dir`` (created by the caller); return its record.
+
+    ``task_spec`` (``{"task": name, "task_options": {...}}``, as the caller built the task) is
+    saved in ``config.json`` before training, so an interrupted run can be rebuilt exactly."""
     run_dir = Path(run_dir)
     method = get_method(method_name)
     config = config.resolved(task.defaults)
     epochs = config.max_epochs * method.epoch_factor
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     if not resume:
-        _write_json(run_dir / "config.json", {"task": task.name, "method": method_name, "seed": seed, **asdict(config)})
+        spec = task_spec or {"task": task.name, "task_options": {}}
+        _write_json(run_dir / "config.json", {**spec, "method": method_name, "seed": seed, **asdict(config)})
     _write_json(run_dir / "status.json", {"status": "running"})
     start = time.perf_counter()
     try:
