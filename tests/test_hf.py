@@ -103,3 +103,11 @@ def test_minilm_sequence_classifier_trains_offline_with_cot(tmp_path):
     logged = [entry for entry in trainer.state.log_history if "cot_loss" in entry]
     assert trainer.state.global_step == 2 and len(logged) == 2
     assert all(entry["cot_loss"] < 0 and entry["train_ce_loss"] > 0 for entry in logged)
+
+
+def test_non_finite_loss_is_reported(tmp_path):
+    x, y = make_data(n=4)
+    x[0, 0] = float("nan")
+    trainer = CotTrainer(model=TinyHF(), args=args(tmp_path, num_train_epochs=1), train_dataset=DictData(x, y))
+    with pytest.raises(FloatingPointError, match="COT phase 'ce' produced a non-finite loss"):
+        trainer.train()

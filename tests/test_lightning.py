@@ -186,5 +186,5 @@ def test_bad_module_configuration():
         TinyCot(mode="sometimes")
     with pytest.raises(ValueError, match="accumulate_grad_batches must be an integer >= 1"):
         TinyCot(accumulate_grad_batches=0)
-    with pytest.raises(TypeError, match=r"default batch format is \(inputs, target\)"):
+    with pytest.raises(TypeError, match=r"default batch format is \(inputs, target\).*Override CotModule.logits_and_target"):
         trainer().fit(TinyCot(), DataLoader([torch.zeros(6, dtype=torch.float64)] * 4, batch_size=2))

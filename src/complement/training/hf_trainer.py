@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from transformers import Trainer
 
 from .objective import CotObjective, LinearLogits, LossFn
+from .stepper import check_finite_loss
 
 LABELS = "labels"
 
@@ -84,8 +84,7 @@ class CotTrainer(Trainer):
         with self.compute_loss_context_manager():
             logits, target = self.logits_and_target(model, inputs)
             part = self.objective.phase_loss(phase, logits, target)
-        if not bool(torch.isfinite(part.loss)):
-            raise FloatingPointError(f"COT phase '{phase}' produced a non-finite loss ({part.loss.item()})")
+        check_finite_loss(phase, part.loss)
         self.accelerator.backward(part.loss * scale)
         for name, value in part.logs.items():
             key = "train_ce_loss" if name == "train_loss" else name

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from .objective import CotObjective, LossFn, flatten_class_last
-from .stepper import CotStepper, group_size
+from .stepper import CotStepper, group_size, split_batch
 from .torch_step import check_clipping, split_optimizers
 
 RNG_KEY = "complement_rng_states"
@@ -176,12 +176,8 @@ class CotModule(pl.LightningModule):
 
     def logits_and_target(self, batch: Any) -> tuple[Tensor, Tensor]:
         """Return class-last ``(logits, target)`` for a batch; the default takes ``(inputs, target)``."""
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise TypeError(
-                f"CotModule's default batch format is (inputs, target); got {type(batch).__name__}. "
-                "Override logits_and_target(batch) to return (logits, target) for your batches."
-            )
-        return self(batch[0]), batch[1]
+        inputs, target = split_batch(batch, "Override CotModule.logits_and_target(batch) to return (logits, target).")
+        return self(inputs), target
 
     # --- Lightning plumbing ----------------------------------------------------------------
 

@@ -25,6 +25,21 @@ from .objective import CotObjective
 Forward = Callable[[Any], tuple[Tensor, Tensor]]
 
 
+def check_finite_loss(phase: str, loss: Tensor) -> None:
+    if not bool(torch.isfinite(loss)):
+        raise FloatingPointError(
+            f"COT phase '{phase}' produced a non-finite loss ({loss.item()}). Check the inputs for NaN/inf, "
+            "lower the learning rate, or enable gradient clipping; pass check_finite=False to skip this check."
+        )
+
+
+def split_batch(batch: Any, fix: str) -> tuple[Any, Tensor]:
+    """The default batch format ``(inputs, target)``; ``fix`` tells how to use another one."""
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise TypeError(f"the default batch format is (inputs, target); got {type(batch).__name__}. {fix}")
+    return batch[0], batch[1]
+
+
 class CotStepper:
     def __init__(
         self,
@@ -44,11 +59,8 @@ class CotStepper:
     def _run(self, phase: str, batch: Any, scale: float) -> None:
         logits, target = self.forward(batch)
         part = self.objective.phase_loss(phase, logits, target)
-        if self.check_finite and not bool(torch.isfinite(part.loss)):
-            raise FloatingPointError(
-                f"COT phase '{phase}' produced a non-finite loss ({part.loss.item()}). Check the inputs for NaN/inf, "
-                "lower the learning rate, or enable gradient clipping; pass check_finite=False to skip this check."
-            )
+        if self.check_finite:
+            check_finite_loss(phase, part.loss)
         self.backward(part.loss * scale if scale != 1.0 else part.loss)
         for name, value in part.logs.items():
             self._logs[name] = self._logs.get(name, 0.0) + value.float() * scale

@@ -20,16 +20,12 @@ import torch
 from torch import Tensor, nn
 
 from .objective import CotObjective, LossFn
-from .stepper import CotStepper
+from .stepper import CotStepper, split_batch
 
 
 def default_logits_and_target(model: nn.Module, batch: Any) -> tuple[Tensor, Tensor]:
-    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-        raise TypeError(
-            f"the default batch format is (inputs, target); got {type(batch).__name__}. "
-            "Pass logits_and_target=... to tell COT how to get (logits, target) from your batches."
-        )
-    return model(batch[0]), batch[1]
+    inputs, target = split_batch(batch, "Pass logits_and_target=... to tell COT how to get (logits, target) from your batches.")
+    return model(inputs), target
 
 
 def split_optimizers(optimizers) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
