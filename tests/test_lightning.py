@@ -41,7 +41,10 @@ def trainer(**kwargs) -> pl.Trainer:
         accelerator="cpu", devices=1, precision="64-true", max_epochs=1, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
     )
-    return pl.Trainer(**{**defaults, **kwargs})
+    options = {**defaults, **kwargs}
+    if options["precision"] is None:  # a precision plugin decides it
+        del options["precision"]
+    return pl.Trainer(**options)
 
 
 def loader(x, y, batch_size, shuffle=False):
@@ -159,13 +162,20 @@ class NormProbe(TinyCot):
 
 
 def test_16_mixed_clips_unscaled_gradients():
+    from lightning.pytorch.plugins import MixedPrecision
+
     x, y = make_data(n=16, dtype=torch.float32)
     module = NormProbe("shared", gradient_clip_val=0.01)
     module.net = module.net.float()
     module.norms = []
-    trainer(precision="16-mixed").fit(module, loader(x * 50, y, 8))
-    # Clipping scaled gradients (upstream #18089) would leave norms of 0.01 / 65536 after unscaling.
-    assert len(module.norms) == 4 and all(abs(norm.item() - 0.01) < 1e-4 for norm in module.norms)
+    # Trainer(precision="16-mixed") on CPU silently becomes bf16 without a scaler; pass fp16 AMP with a real scaler.
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    run = trainer(precision=None, plugins=[MixedPrecision("16-mixed", "cpu", scaler)])
+    run.fit(module, loader(x * 50, y, 8))
+    assert run.precision_plugin.scaler is scaler and scaler.get_scale() > 1
+    finite = [norm.item() for norm in module.norms if torch.isfinite(norm)]  # an overflowing step is skipped
+    # Clipping scaled gradients (upstream #18089) would leave norms of 0.01 / scale after unscaling.
+    assert len(finite) >= 3 and all(abs(norm - 0.01) < 1e-4 for norm in finite)
 
 
 @pytest.mark.parametrize(
