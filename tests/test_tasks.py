@@ -238,6 +238,13 @@ def test_build_model_is_fresh_and_seeded_by_the_caller(mnist, tweets):
             assert torch.equal(p, q), name
 
 
+def test_built_models_start_in_training_mode(mnist, tweets, ner, tweets_lm):
+    # from_pretrained returns eval mode and Lightning keeps submodule modes: dropout would be off in training
+    for task in (mnist, tweets, ner, tweets_lm):
+        model = task.build_model()
+        assert all(m.training for m in model.modules()), task.name
+
+
 # --- users' files ---------------------------------------------------------------------------
 
 

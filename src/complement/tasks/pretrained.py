@@ -128,7 +128,9 @@ class ModelFactory:
         self.loader, self.model_path, self.class_names = loader, model_path, list(class_names)
 
     def __call__(self) -> nn.Module:
-        return self.loader(self.model_path, self.class_names)
+        # from_pretrained returns the model in eval mode, and Lightning (>= 2.2) keeps each
+        # submodule's mode, so without this fine-tuning would silently run without dropout.
+        return self.loader(self.model_path, self.class_names).train()
 
     def __repr__(self) -> str:
         return f"{self.loader.__name__}({self.model_path!r}, {len(self.class_names)} classes)"
