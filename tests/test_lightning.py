@@ -6,6 +6,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader, TensorDataset
 
 from complement.lightning import CotModule
@@ -109,6 +110,58 @@ def test_reduce_on_plateau_monitoring_train_loss_at_steps_and_epochs():
     comp_lr = module.optimizers()[1].param_groups[0]["lr"]
     # threshold=10 makes every call "no improvement": 16 steps / frequency 2 = 8 halvings; 2 epochs = 2
     assert ce_lr == pytest.approx(0.1 * 0.5**8) and comp_lr == pytest.approx(0.1 * 0.5**2)
+
+
+class RecordingLogger(Logger):
+    def __init__(self):
+        super().__init__()
+        self.rows: list[dict[str, float]] = []
+
+    name = "recording"
+    version = 0
+
+    def log_metrics(self, metrics, step=None):
+        self.rows.append(dict(metrics))
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+
+class RecordingPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    def step(self, metrics):
+        self.seen = [*getattr(self, "seen", []), float(metrics)]
+        super().step(metrics)
+
+
+def test_logs_step_values_at_the_logging_interval_and_exact_epoch_means():
+    x, y = make_data(n=44)  # 6 batches per epoch, the last of 4: epoch means must weight by batch size
+    logger = RecordingLogger()
+    schedulers = lambda o: [{"scheduler": RecordingPlateau(o[0]), "interval": "epoch", "monitor": "cot_loss"}]  # noqa: E731
+    module = TinyCot("two", schedulers=schedulers)
+    run = trainer(max_epochs=2, logger=logger, log_every_n_steps=4)
+    run.fit(module, loader(x, y, 8))
+    record: list[dict] = []
+    reference = make_model()
+    ref_optimizers = make_optimizers(reference, "two")
+    for _ in range(2):
+        reference_loop(reference, ref_optimizers, batches_of(x, y, 8), "alternate", record=record)
+
+    steps = [row for row in logger.rows if "train_loss_step" in row]
+    expected_steps = [record[i] for i in (3, 7, 11)]  # every 4th of 12 batches
+    assert [row["train_loss_step"] for row in steps] == pytest.approx([r["train_loss"] for r in expected_steps], rel=1e-6)
+    assert [row["cot_loss_step"] for row in steps] == pytest.approx([r["cot_loss"] for r in expected_steps], rel=1e-6)
+
+    epochs = [row for row in logger.rows if "train_loss_epoch" in row]
+    assert len(epochs) == 2
+    for row, batches in zip(epochs, (record[:6], record[6:])):
+        n = sum(b["n"] for b in batches)
+        for name in ("train_loss", "cot_loss"):
+            assert row[f"{name}_epoch"] == pytest.approx(sum(b[name] * b["n"] for b in batches) / n, abs=1e-6)
+        assert row["train_acc"] == pytest.approx(sum(b["correct"] for b in batches) / n, abs=1e-6)
+    assert float(run.callback_metrics["cot_loss"]) == pytest.approx(epochs[-1]["cot_loss_epoch"], abs=1e-6)
+    assert {"train_loss_step", "train_loss_epoch", "cot_loss_step", "cot_loss_epoch"} <= set(run.progress_bar_metrics)
+    # an epoch-interval plateau scheduler sees the epoch mean, not the last batch's value
+    assert run.lr_scheduler_configs[0].scheduler.seen == pytest.approx([e["cot_loss_epoch"] for e in epochs], abs=1e-6)
 
 
 def test_plateau_on_a_metric_never_logged_is_a_clear_error():

@@ -30,18 +30,26 @@ def make_optimizers(model: nn.Module, kind: str):
     return [torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4) for _ in range(2)]
 
 
-def reference_loop(model, optimizers, batches, mode: str, weight: float = 1.0):
-    """The COT algorithm written out by hand, with the authors' formula (no epsilons)."""
+def reference_loop(model, optimizers, batches, mode: str, weight: float = 1.0, record: list | None = None):
+    """The COT algorithm written out by hand, with the authors' formula (no epsilons).
+
+    ``record`` (alternate mode) collects each batch's losses and phase-1 accuracy counts."""
     ce_opt, comp_opt = optimizers[0], optimizers[-1]
     for x, y in batches:
         if mode in ("alternate", "off"):
             ce_opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
+            logits = model(x)
+            ce = F.cross_entropy(logits, y)
+            ce.backward()
             ce_opt.step()
             if mode == "alternate":
                 comp_opt.zero_grad()
-                (weight * authors_complement_entropy(model(x), y)).backward()
+                complement = authors_complement_entropy(model(x), y)
+                (weight * complement).backward()
                 comp_opt.step()
+                if record is not None:
+                    correct = int((logits.argmax(1) == y).sum())
+                    record.append({"train_loss": ce.item(), "cot_loss": complement.item(), "correct": correct, "n": len(y)})
         else:
             ce_opt.zero_grad()
             logits = model(x)

@@ -30,6 +30,11 @@ optimization and handles what that breaks upstream::
   batches (per accumulation group) as in plain CE training (upstream #17958 doubles them).
 - Checkpoints carry both optimizers, the schedulers, the loop counters (Lightning)
   and the RNG states (here), so resuming at an epoch boundary replays the same run.
+- Logging: each COT step's ``train_loss``/``cot_loss`` as ``*_step`` (progress bar) on the
+  Trainer's ``log_every_n_steps``, and at the end of each epoch their means over all
+  kept targets as ``*_epoch`` with ``train_acc`` (summed over DDP ranks), before the
+  epoch-end validation. The plain names hold the epoch means for callbacks. Subclasses
+  overriding ``on_train_epoch_start``/``on_train_epoch_end`` must call ``super()``.
 - DDP/FSDP: use Lightning's strategies (``Trainer(strategy="ddp", devices=N)``).
 """
 
@@ -45,7 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .objective import CotObjective, LossFn, flatten_class_last
+from .objective import CotObjective, LinearLogits, LossFn, flatten_class_last
 from .stepper import CotStepper, group_size, split_batch
 from .torch_step import check_clipping, split_optimizers
 
@@ -79,6 +84,53 @@ def _not_counted(optimizer):
 
 
 PLATEAU_KEYS = ("monitor", "strict")
+PROGRESS_BAR = ("train_loss", "cot_loss")
+
+
+class EpochStats:
+    """Running sums of an epoch's training logs, kept as device tensors (no per-step sync).
+
+    Each COT step's logged losses are weighted by the targets it trained on, so the
+    epoch value is the mean over all kept targets; ``train_acc`` counts phase-1
+    predictions. :meth:`compute` sums over DDP ranks in one collective."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.groups = 0
+        self.loss_sums: dict[str, Tensor] = {}
+        self.correct = self.kept = self.group_kept = 0
+        self.with_accuracy = True
+
+    def add_batch(self, correct: Tensor | None, kept: Tensor) -> None:
+        if correct is None:
+            self.with_accuracy = False
+        else:
+            self.correct = self.correct + correct
+        self.kept = self.kept + kept
+        self.group_kept = self.group_kept + kept
+
+    def add_group(self, logs: dict[str, Tensor]) -> None:
+        weight = self.group_kept
+        for name, value in logs.items():
+            self.loss_sums[name] = self.loss_sums.get(name, 0.0) + value.double() * weight
+        self.groups += 1
+        self.group_kept = 0
+
+    def compute(self, strategy) -> dict[str, Tensor]:
+        if not self.groups:
+            return {}
+        names = sorted(self.loss_sums)
+        device = self.kept.device
+        totals = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in
+                              [*(self.loss_sums[n] for n in names), self.correct, self.kept]])
+        totals = strategy.reduce(totals, reduce_op="sum")
+        kept = totals[-1].clamp(min=1)
+        means = {name: (totals[i] / kept).float() for i, name in enumerate(names)}
+        if self.with_accuracy:
+            means["train_acc"] = (totals[-2] / kept).float()
+        return means
 
 
 def split_plateau_keys(config: Any, found: dict[int, tuple[str | None, bool]], monitor: str | None = None) -> Any:
@@ -149,7 +201,8 @@ class CotModule(pl.LightningModule):
         self._stepper = CotStepper(self.objective, self._forward_for_step, self.manual_backward, self._optimizer_step, check_finite)
         self._group: list[Any] = []
         self._group_logs: dict[str, Tensor] = {}
-        self._train_acc_counts: tuple[Tensor, Tensor] | None = None
+        self._epoch_stats = EpochStats()
+        self._epoch_means: dict[str, Tensor] = {}
         self._recording = False
         self.val_metrics = self.test_metrics = None
         if num_classes is not None:
@@ -203,10 +256,13 @@ class CotModule(pl.LightningModule):
     def _forward_for_step(self, batch: Any) -> tuple[Tensor, Tensor]:
         logits, target = self.logits_and_target(batch)
         if self._recording:  # phase 1 only: accuracy of the logits CE trains on
-            flat_logits, flat_target = flatten_class_last(logits.detach(), target)
-            kept = flat_target != self.objective.ignore_index
-            correct = (flat_logits.argmax(-1) == flat_target) & kept
-            self._train_acc_counts = (correct.sum(), kept.sum())
+            kept = target != self.objective.ignore_index
+            if isinstance(logits, LinearLogits):  # unmaterialized logits: no accuracy, only the target count
+                self._epoch_stats.add_batch(None, kept.sum())
+            else:
+                flat_logits, flat_target = flatten_class_last(logits.detach(), target)
+                correct = (flat_logits.argmax(-1) == flat_target) & kept.reshape(-1)
+                self._epoch_stats.add_batch(correct.sum(), kept.sum())
         return logits, target
 
     def _optimizer_step(self, phase: str) -> None:
@@ -233,26 +289,43 @@ class CotModule(pl.LightningModule):
             self._stepper.first_phase(batch, size)
         finally:
             self._recording = False
-        self._log_train_accuracy()
         self._group.append(batch)
         if len(self._group) >= size:
             self._finish_group()
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self._log_epoch_means()  # before the epoch-end validation, so callbacks there see them
 
     def _finish_group(self) -> None:
         logs = self._stepper.finish(self._group)
+        self._epoch_stats.add_group(logs)
         self._group = []
         self._group_logs = logs
-        for name, value in logs.items():
-            self.log(name, value, prog_bar=name in ("train_loss", "cot_loss"), on_step=True, on_epoch=True)
+        if getattr(self.trainer._logger_connector, "should_update_logs", True):
+            # Lightning's self.log costs ~1 ms per call on CPU (it walks its whole result
+            # collection), so step values are logged only when the loggers will write them.
+            for name, value in logs.items():
+                self.log(f"{name}_step", value, prog_bar=name in PROGRESS_BAR, on_step=True, on_epoch=False, batch_size=1)
         self._step_schedulers("step")
 
-    def _log_train_accuracy(self) -> None:
-        correct, count = self._train_acc_counts
-        self.log("train_acc", correct.float() / count.clamp(min=1), on_step=False, on_epoch=True, batch_size=int(count))
+    def _log_epoch_means(self) -> None:
+        means = self._epoch_stats.compute(self.trainer.strategy)
+        self._epoch_stats.reset()
+        self._epoch_means = means
+        for name, value in means.items():
+            forked = name if name == "train_acc" else f"{name}_epoch"
+            self.log(forked, value, prog_bar=name in PROGRESS_BAR, on_step=False, on_epoch=True, batch_size=1)
+            if forked != name:  # the plain name, for callbacks (ModelCheckpoint/EarlyStopping) as Lightning gives it
+                self.log(name, value, logger=False, on_step=False, on_epoch=True, batch_size=1)
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_stats.reset()
+        self._epoch_means = {}
 
     def on_train_epoch_end(self) -> None:
         if self._group:  # an iterable loader ended inside an accumulation group
             self._finish_group()
+        if self._epoch_stats.groups:  # a loader of unknown length: the epoch ended only now
+            self._log_epoch_means()
         self._step_schedulers("epoch")
 
     def _step_schedulers(self, interval: str) -> None:
@@ -267,10 +340,10 @@ class CotModule(pl.LightningModule):
                         "ReduceLROnPlateau needs a metric: return it as {'scheduler': ..., 'monitor': 'train_loss'} "
                         "(or 'cot_loss', or a logged metric such as 'val_loss') from configure_optimizers"
                     )
-                value = self._monitored(monitor)
+                value = self._monitored(monitor, interval)
                 if value is None:
                     if strict:
-                        available = sorted(set(self._group_logs) | set(self.trainer.callback_metrics))
+                        available = sorted(set(self._group_logs) | set(self._epoch_means) | set(self.trainer.callback_metrics))
                         raise ValueError(
                             f"ReduceLROnPlateau monitors {monitor!r}, which has not been logged; "
                             f"available: {available}. Log it, or set 'strict': False to skip the step."
@@ -280,9 +353,10 @@ class CotModule(pl.LightningModule):
             else:
                 config.scheduler.step()
 
-    def _monitored(self, name: str | None):
-        if name in self._group_logs:
-            return self._group_logs[name]
+    def _monitored(self, name: str | None, interval: str):
+        own = self._group_logs if interval == "step" else self._epoch_means
+        if name in own:
+            return own[name]
         return self.trainer.callback_metrics.get(name)
 
     def _evaluate(self, batch: Any, stage: str) -> Tensor:
