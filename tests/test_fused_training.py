@@ -51,6 +51,40 @@ def test_linear_logits_path_equals_materialized_logits(mode, complement_loss):
             torch.testing.assert_close(a[key], b[key])
 
 
+def test_cot_module_trains_on_linear_logits_like_on_materialized_logits():
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader
+
+    from complement.lightning import CotModule
+
+    class LmModule(CotModule):
+        def __init__(self, logits_and_target):
+            super().__init__(mode="alternate")
+            self.head, self.split = Head(), logits_and_target
+
+        def logits_and_target(self, batch):
+            return self.split(self.head, batch)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), 0.01)
+
+    g = torch.Generator().manual_seed(0)
+    tokens, target = torch.randint(0, 37, (12, 6), generator=g), torch.randint(0, 37, (12, 6), generator=g)
+    target[0, :3] = -100
+    data = list(zip(tokens, target))
+    metrics = {}
+    for name, split in (("materialized", materialized), ("fused", fused)):
+        module = LmModule(split)
+        trainer = pl.Trainer(accelerator="cpu", max_epochs=2, precision="64-true", logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False)
+        trainer.fit(module, DataLoader(data, batch_size=4))
+        metrics[name] = (module.head, trainer.callback_metrics)
+    assert_same_parameters(metrics["fused"][0], metrics["materialized"][0], atol=1e-10)
+    for key in ("train_loss_epoch", "cot_loss_epoch"):
+        torch.testing.assert_close(metrics["fused"][1][key], metrics["materialized"][1][key])
+    assert "train_acc" in metrics["materialized"][1] and "train_acc" not in metrics["fused"][1]  # never materialized
+
+
 def test_linear_logits_refuses_losses_it_does_not_fuse():
     head = LinearLogits(torch.zeros(2, 3), torch.zeros(5, 3))
     with pytest.raises(ValueError, match="chunked LinearLogits path supports"):
