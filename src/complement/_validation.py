@@ -74,12 +74,19 @@ def check_num_classes(num_classes: int, loss_name: str, minimum: int = 2) -> Non
         )
 
 
-def check_targets(target: Tensor, num_classes: int, ignore_index: int, loss_name: str) -> None:
+def check_targets(target: Tensor, num_classes: int, ignore_index: int, loss_name: str) -> bool:
     """Raise if a target is outside ``[0, C)`` and is not ``ignore_index``.
 
-    Skipped under ``torch.compile`` (a data-dependent check would break the graph)."""
-    if target.numel() == 0 or _is_compiling():
-        return
+    Returns whether some target may equal ``ignore_index`` (``False`` only when the
+    range check proves none does), so callers can skip the masking. Under
+    ``torch.compile`` the check is skipped (a data-dependent check would break the graph)."""
+    if _is_compiling():
+        return True
+    if target.numel() == 0:
+        return False
+    low, high = torch.stack(torch.aminmax(target)).tolist()  # one host sync for the common case
+    if 0 <= low and high < num_classes:
+        return low <= ignore_index <= high
     bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
     if bool(bad.any()):
         value = int(target[bad][0])
@@ -88,18 +95,28 @@ def check_targets(target: Tensor, num_classes: int, ignore_index: int, loss_name
             f"for logits with {num_classes} classes (ignore_index={ignore_index}). Check that the label set "
             "matches the model's number of classes, and mark padding with ignore_index."
         )
+    return True
 
 
-def split_ignored(target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
-    """Return ``(kept mask, target with ignored entries replaced by class 0)``."""
+def split_ignored(target: Tensor, ignore_index: int, may_ignore: bool = True) -> tuple[Tensor | None, Tensor]:
+    """Return ``(kept mask, target with ignored entries replaced by class 0)``.
+
+    The mask is ``None`` (every row kept) when ``may_ignore`` is ``False``."""
+    if not may_ignore:
+        return None, target
     kept = target != ignore_index
     return kept, torch.where(kept, target, torch.zeros_like(target))
 
 
-def reduce_rows(per_row: Tensor, kept: Tensor, reduction: str, target_shape: torch.Size) -> Tensor:
+def reduce_rows(per_row: Tensor, kept: Tensor | None, reduction: str, target_shape: torch.Size) -> Tensor:
     """Reduce per-row losses; ignored rows count as 0 and are left out of the mean.
 
-    ``mean`` over zero kept rows is 0 (with zero gradient), not NaN."""
+    ``kept=None`` means every row counts. ``mean`` over zero kept rows is 0 (with zero
+    gradient), not NaN."""
+    if kept is None:
+        if reduction == "none":
+            return per_row.reshape(target_shape)
+        return per_row.sum() if reduction == "sum" or per_row.numel() == 0 else per_row.mean()
     per_row = torch.where(kept, per_row, torch.zeros_like(per_row))
     if reduction == "none":
         return per_row.reshape(target_shape)

@@ -60,12 +60,12 @@ def normalizer(normalization: str, num_classes: int) -> float:
 
 
 def prepare(input: Tensor, target: Tensor, ignore_index: int, reduction: str, loss_name: str):
-    """Validate arguments; return ``(logits (M, K), safe target, kept mask, target shape)``."""
+    """Validate arguments; return ``(logits (M, K), safe target, kept mask or None, target shape)``."""
     check_reduction(reduction)
     logits, flat_target, target_shape = flatten_logits(input, target, loss_name)
     check_num_classes(logits.shape[1], loss_name)
-    check_targets(flat_target, logits.shape[1], ignore_index, loss_name)
-    kept, safe_target = split_ignored(flat_target, ignore_index)
+    may_ignore = check_targets(flat_target, logits.shape[1], ignore_index, loss_name)
+    kept, safe_target = split_ignored(flat_target, ignore_index, may_ignore)
     return logits, safe_target, kept, target_shape
 
 
