@@ -138,16 +138,23 @@ def test_empty_batch_gives_zero():
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_spatial_input_with_ignore_index_equals_kept_rows(reduction):
+# below the class range, a valid class index (must still be masked), above the range; with and without ignored rows
+@pytest.mark.parametrize("ignore_index", [-1, 2, 7])
+@pytest.mark.parametrize("with_ignored", [True, False])
+def test_spatial_input_with_ignore_index_equals_kept_rows(reduction, ignore_index, with_ignored):
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(3, 6, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
     target = torch.randint(0, 6, (3, 4, 5), generator=g)
-    target[0, 1, :] = -1
-    target[2, 3, 2] = -1
-    value = complement.complement_entropy(logits, target, ignore_index=-1, reduction=reduction)
+    if ignore_index == 2 and not with_ignored:
+        target[target == 2] = 3
+    if with_ignored:
+        target[0, 1, :] = ignore_index
+        target[2, 3, 2] = ignore_index
+    value = complement.complement_entropy(logits, target, ignore_index=ignore_index, reduction=reduction)
     flat_logits = logits.movedim(1, -1).reshape(-1, 6)
     flat_target = target.reshape(-1)
-    kept = flat_target != -1
+    kept = flat_target != ignore_index
+    assert bool(kept.all()) != with_ignored
     rows = -complement_entropy_per_row(flat_logits[kept], flat_target[kept]) / 6
     if reduction == "none":
         assert value.shape == target.shape
