@@ -94,6 +94,24 @@ def test_macro_precision_with_a_class_never_predicted_and_one_absent():
     assert_matches(classification_scores(logits, target, C), references(logits, target))
 
 
+def test_metrics_scale_to_vocabulary_sized_class_counts_under_deterministic_algorithms():
+    # torchmetrics' MulticlassPrecision would allocate N * C**2 counters here (over a terabyte); ours is O(N + C)
+    g = torch.Generator().manual_seed(5)
+    num_classes = 50_000
+    target = torch.randint(0, 40, (64,), generator=g)
+    logits = torch.randn(64, num_classes, generator=g)
+    logits[torch.arange(64), target] += 5.0 * (torch.arange(64) % 2)  # half the rows right
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        values = classification_scores(logits, target)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    pred = logits.argmax(1).numpy()
+    assert values["precision"] == pytest.approx(precision_score(target.numpy(), pred, average="macro", zero_division=0))
+    assert values["acc"] == pytest.approx(accuracy_score(target.numpy(), pred))
+
+
 def test_ignore_index_rows_are_dropped():
     logits, target = make(n=200, seed=2)
     padded = target.clone()
