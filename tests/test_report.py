@@ -194,3 +194,27 @@ def test_runs_without_predictions_still_report(tmp_path, records):
     paths = write_report(records, tmp_path / "compare", "synthetic", "cmd")
     assert set(paths.figures) == {"learning_curves"}
     assert "Runs without test predictions" in paths.report.read_text()
+
+
+def test_probability_summaries_in_chunks_and_merged_equal_the_pooled_computation(monkeypatch):
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    from complement.report import figures
+
+    g = torch.Generator().manual_seed(3)
+    runs = []
+    for _ in range(3):
+        target = torch.randint(0, 7, (50,), generator=g)
+        runs.append(((torch.randn(50, 7, generator=g) * 3).softmax(1), target))
+    monkeypatch.setattr(figures, "SUMMARY_CHUNK_ELEMENTS", 7 * 8)  # chunks of 8 rows
+    merged = figures.summarize(*runs[0]).merge(figures.summarize(*runs[1])).merge(figures.summarize(*runs[2]))
+    probs, target = torch.cat([p for p, _ in runs]), torch.cat([t for _, t in runs])
+    wrong = figures.non_target(probs.double(), target)
+    expected_hist = torch.histogram(wrong.flatten().clamp(figures.PROB_FLOOR, 1.0), bins=figures.HISTOGRAM_EDGES).hist
+    torch.testing.assert_close(merged.histogram, expected_hist)
+    torch.testing.assert_close(merged.rank_sums / merged.rows, wrong.sort(dim=1, descending=True).values.mean(0))
+    assert merged.rows == 150 and merged.histogram.sum() == 150 * 6
+    ece = figures.expected_calibration_error_from_bins(*figures.reliability_bins(merged))
+    assert ece == pytest.approx(float(multiclass_calibration_error(probs, target, 7, n_bins=15, norm="l1")), abs=1e-6)
+    with pytest.raises(ValueError, match="cannot pool predictions over 7 and 4 classes"):
+        merged.merge(figures.summarize(torch.full((2, 4), 0.25), torch.zeros(2, dtype=torch.long)))

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import torch
 
 from . import figures as fig
 from .markdown import equal_compute_note, write_markdown
-from .records import RunRecord, load_all_predictions, save_records, validate_records
+from .records import RunRecord, load_predictions, save_records, validate_records
 from .tables import (
     DEFAULT_FRACTION,
     by_method,
@@ -44,6 +43,27 @@ class ReportPaths:
     records: Path
     figures: dict[str, Path] = field(default_factory=dict)
     console_table: str = ""
+
+
+def pooled_summaries(groups: dict[str, list[RunRecord]]) -> dict[str, fig.ProbabilitySummary]:
+    """Per method, the summary of its seeds' test predictions, loading one file at a time.
+
+    Methods without any predictions file are left out of the prediction figures."""
+    pooled: dict[str, fig.ProbabilitySummary] = {}
+    class_counts: dict[int, str] = {}
+    for method, group in groups.items():
+        for record in group:
+            if record.predictions_path is None:
+                continue
+            probs, target = load_predictions(record)
+            class_counts.setdefault(probs.shape[1], record.label)
+            if len(class_counts) > 1:
+                detail = ", ".join(f"{label}: {count}" for count, label in class_counts.items())
+                raise ValueError(f"records have different class counts ({detail}); they are not the same task")
+            summary = fig.summarize(probs, target)
+            del probs, target
+            pooled[method] = pooled[method].merge(summary) if method in pooled else summary
+    return pooled
 
 
 def write_report(
@@ -71,7 +91,6 @@ def write_report(
     other = sorted({r.task for r in records if r.task is not None and r.task != task_name})
     if other:
         raise ValueError(f"records of task(s) {other} passed to a report for task {task_name!r}")
-    predictions = load_all_predictions(records)  # raises on missing files and class-count mismatches
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,12 +98,7 @@ def write_report(
     styles = fig.method_styles(list(groups))
     target, used_baseline = convergence_target(records, baseline, fraction)
 
-    # Seeds pooled per method; methods without any predictions file are left out of these figures.
-    pooled = {}
-    for method, group in groups.items():
-        pairs = [predictions[(r.method, r.seed)] for r in group if (r.method, r.seed) in predictions]
-        if pairs:
-            pooled[method] = (torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs]))
+    pooled = pooled_summaries(groups)  # raises on missing files and class-count mismatches
     written: dict[str, tuple[str, Path]] = {}
     if pooled:
         written["non_target_probabilities"] = (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
-from torchmetrics.functional.classification import multiclass_calibration_error
 
 from ..metrics import ECE_BINS
 from .tables import mean_curve
@@ -57,21 +57,71 @@ def non_target(probs: Tensor, target: Tensor) -> Tensor:
     return probs[keep].reshape(probs.shape[0], probs.shape[1] - 1)
 
 
+HISTOGRAM_EDGES = torch.logspace(math.log10(PROB_FLOOR), 0, 41, dtype=torch.float64)
+SUMMARY_CHUNK_ELEMENTS = 1 << 23  # rows are summarized in chunks of about 64 MB of float64
+
+
+@dataclass
+class ProbabilitySummary:
+    """What the prediction figures need from test probabilities, in O(rows + classes) memory.
+
+    A language model's test set holds tens of thousands of rows over thousands of classes;
+    pooling several seeds' ``(M, C)`` probabilities ran a 23 GB machine out of memory.
+    Summaries of runs merge exactly (counts and sums), so seeds are pooled one at a time."""
+
+    histogram: Tensor  # counts of wrong-class probabilities over HISTOGRAM_EDGES
+    rank_sums: Tensor  # per rank, the sum over rows of the sorted wrong-class probabilities
+    confidence: Tensor  # (M,) max probability
+    correct: Tensor  # (M,) whether the argmax is the target
+
+    @property
+    def rows(self) -> int:
+        return self.confidence.numel()
+
+    def merge(self, other: ProbabilitySummary) -> ProbabilitySummary:
+        if other.rank_sums.shape != self.rank_sums.shape:
+            raise ValueError(f"cannot pool predictions over {self.rank_sums.numel() + 1} and {other.rank_sums.numel() + 1} classes")
+        return ProbabilitySummary(
+            self.histogram + other.histogram, self.rank_sums + other.rank_sums,
+            torch.cat([self.confidence, other.confidence]), torch.cat([self.correct, other.correct]),
+        )
+
+
+def summarize(probs: Tensor, target: Tensor) -> ProbabilitySummary:
+    """Summarize ``probs (M, C)`` against ``target (M,)`` chunk by chunk."""
+    num_classes = probs.shape[1]
+    histogram = torch.zeros(len(HISTOGRAM_EDGES) - 1, dtype=torch.float64)
+    rank_sums = torch.zeros(num_classes - 1, dtype=torch.float64)
+    step = max(1, SUMMARY_CHUNK_ELEMENTS // max(num_classes, 1))
+    for start in range(0, probs.shape[0], step):
+        wrong = non_target(probs[start:start + step].double(), target[start:start + step])
+        histogram += torch.histogram(wrong.flatten().clamp(PROB_FLOOR, 1.0), bins=HISTOGRAM_EDGES).hist
+        rank_sums += wrong.sort(dim=1, descending=True).values.sum(0)
+    confidence, predicted = probs.max(dim=1)
+    return ProbabilitySummary(histogram, rank_sums, confidence.double(), predicted == target)
+
+
+def _summary(value: ProbabilitySummary | tuple[Tensor, Tensor]) -> ProbabilitySummary:
+    return value if isinstance(value, ProbabilitySummary) else summarize(*value)
+
+
+Predictions = dict[str, "ProbabilitySummary | tuple[Tensor, Tensor]"]
+
+
 def plot_non_target_probabilities(
-    predictions: dict[str, tuple[Tensor, Tensor]], path: str | os.PathLike, styles: dict[str, dict[str, str]] | None = None
+    predictions: Predictions, path: str | os.PathLike, styles: dict[str, dict[str, str]] | None = None
 ) -> Path:
-    """``predictions``: ``{method: (probs (M, C), target (M,))}``, seeds already pooled."""
+    """``predictions``: ``{method: ProbabilitySummary or (probs (M, C), target (M,))}``, seeds already pooled."""
     styles = styles or method_styles(list(predictions))
     fig = Figure(figsize=(11, 4.2))
     hist_ax, rank_ax = fig.subplots(1, 2)
-    edges = torch.logspace(math.log10(PROB_FLOOR), 0, 41, dtype=torch.float64)
-    for method, (probs, target) in predictions.items():
-        wrong = non_target(probs.double(), target)
-        counts = torch.histogram(wrong.flatten().clamp(PROB_FLOOR, 1.0), bins=edges).hist
-        share = (counts / max(wrong.numel(), 1)).numpy()
+    edges = HISTOGRAM_EDGES
+    for method, value in predictions.items():
+        summary = _summary(value)
+        share = (summary.histogram / max(float(summary.histogram.sum()), 1.0)).numpy()
         hist_ax.stairs(np.where(share > 0, share, np.nan), edges.numpy(), lw=1.8, label=method, **styles[method])
         # Each example's wrong-class probabilities, largest first, averaged rank by rank.
-        ranked = wrong.sort(dim=1, descending=True).values.mean(0).numpy()
+        ranked = (summary.rank_sums / max(summary.rows, 1)).numpy()
         rank_ax.plot(np.arange(1, ranked.size + 1), ranked, marker="o", ms=3, label=method, **styles[method])
     hist_ax.set(xscale="log", yscale="log", xlabel="probability given to a wrong class",
                 ylabel="share of (example, wrong class) pairs", title="Wrong-class probabilities (test set)")
@@ -85,23 +135,28 @@ def plot_non_target_probabilities(
     return _save(fig, path)
 
 
-def reliability_bins(probs: Tensor, target: Tensor, n_bins: int = ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reliability_bins(summary: ProbabilitySummary, n_bins: int = ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per equal-width confidence bin: ``(count, accuracy, mean confidence)`` (NaN for empty bins).
 
     Bins are ``[i/n, (i+1)/n)`` as in torchmetrics; a confidence of exactly 1 joins the last bin."""
-    confidence, predicted = probs.max(dim=1)
-    correct = (predicted == target).double()
+    confidence, correct = summary.confidence, summary.correct.double()
     boundaries = torch.linspace(0, 1, n_bins + 1, dtype=confidence.dtype)
     index = (torch.bucketize(confidence, boundaries, right=True) - 1).clamp(0, n_bins - 1)
     count = torch.bincount(index, minlength=n_bins).double()
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = (torch.bincount(index, weights=correct, minlength=n_bins) / count).numpy()
-        mean_conf = (torch.bincount(index, weights=confidence.double(), minlength=n_bins) / count).numpy()
+        mean_conf = (torch.bincount(index, weights=confidence, minlength=n_bins) / count).numpy()
     return count.numpy(), accuracy, mean_conf
 
 
+def expected_calibration_error_from_bins(count: np.ndarray, accuracy: np.ndarray, mean_conf: np.ndarray) -> float:
+    """Top-label l1 ECE: the count-weighted mean gap between confidence and accuracy per bin."""
+    filled = count > 0
+    return float((count[filled] * np.abs(mean_conf[filled] - accuracy[filled])).sum() / max(count.sum(), 1.0))
+
+
 def plot_reliability(
-    predictions: dict[str, tuple[Tensor, Tensor]], path: str | os.PathLike, n_bins: int = ECE_BINS,
+    predictions: Predictions, path: str | os.PathLike, n_bins: int = ECE_BINS,
     styles: dict[str, dict[str, str]] | None = None,
 ) -> Path:
     """One reliability diagram per method, side by side (4 per row)."""
@@ -112,9 +167,9 @@ def plot_reliability(
     axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
     width = 1.0 / n_bins
     centers = (np.arange(n_bins) + 0.5) * width
-    for ax, (method, (probs, target)) in zip(axes, predictions.items()):
-        count, accuracy, mean_conf = reliability_bins(probs, target, n_bins)
-        ece = float(multiclass_calibration_error(probs, target, probs.shape[1], n_bins=n_bins, norm="l1"))
+    for ax, (method, value) in zip(axes, predictions.items()):
+        count, accuracy, mean_conf = reliability_bins(_summary(value), n_bins)
+        ece = expected_calibration_error_from_bins(count, accuracy, mean_conf)
         filled = count > 0
         ax.bar(centers[filled], accuracy[filled], width=width, color=styles[method]["color"], edgecolor="black", lw=0.5,
                label="accuracy per bin")

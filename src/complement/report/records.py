@@ -126,17 +126,6 @@ def load_predictions(record: RunRecord) -> tuple[Tensor, Tensor]:
     return probs, target
 
 
-def load_all_predictions(records: list[RunRecord]) -> dict[tuple[str, int], tuple[Tensor, Tensor]]:
-    """Predictions of every record that has them, keyed by ``(method, seed)``; checks that class counts agree."""
-    loaded = {(r.method, r.seed): load_predictions(r) for r in records if r.predictions_path is not None}
-    counts = {key: probs.shape[1] for key, (probs, _) in loaded.items()}
-    declared = {r.num_classes for r in records if r.num_classes is not None}
-    if len(set(counts.values()) | declared) > 1:
-        detail = ", ".join(f"{m} seed {s}: {c}" for (m, s), c in counts.items())
-        raise ValueError(f"records have different class counts ({detail}; declared {sorted(declared)}); not the same task")
-    return loaded
-
-
 def _describe(value: Any) -> str:
     if isinstance(value, Tensor):
         return f"tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
