@@ -4,12 +4,11 @@ For logits ``z`` (K classes) and target ``g``, the complement distribution is th
 softmax of ``z`` with ``z_g`` removed::
 
     q_j = exp(z_j - c),   c = logsumexp_{j != g} z_j          (j != g)
-    H   = -sum_{j != g} q_j log q_j,  log q = log_softmax of z with z_g set to -inf
+    H   = -sum_{j != g} q_j log q_j = log s - sum_{j != g} e_j d_j / s,
+          with d_j = z_j - max_{k != g} z_k,  e_j = exp(d_j),  s = sum e_j
     dH/dz_j = -q_j (log q_j + H)   (j != g),     dH/dz_g = 0
 
-The math is written with few, fused torch ops (a scatter, a log-softmax, one
-elementwise pass and a reduction), since on small inputs each op's dispatch costs more
-than its arithmetic. Nothing here forms ``1 - p_g``, so ``H`` is exact even when ``p_g`` rounds to 1.
+Nothing here forms ``1 - p_g``, so ``H`` is exact even when ``p_g`` rounds to 1.
 The Function saves the logits plus two numbers per row (``c`` and ``H``); the
 backward writes the gradient as the only N x K tensor.
 
@@ -30,38 +29,39 @@ def upcast(x: Tensor) -> Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def without_target(z: Tensor, target: Tensor) -> Tensor:
-    """``z`` with each row's target logit set to ``-inf``: the complement's logits."""
-    return z.scatter(1, target.unsqueeze(1), float("-inf"))
+def target_mask(z: Tensor, target: Tensor) -> Tensor:
+    return torch.arange(z.shape[1], device=z.device) == target.unsqueeze(1)
 
 
-def finite_log(log_q: Tensor) -> Tensor:
-    """``log q`` with ``-inf`` (target, excluded classes) raised to the most negative finite
-    value, so ``q * log q`` is 0 there instead of ``0 * -inf = NaN``; NaN stays NaN."""
-    return log_q.clamp(min=torch.finfo(log_q.dtype).min)
-
-
-def complement_stats(z: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+def complement_stats(z: Tensor, is_target: Tensor) -> tuple[Tensor, Tensor]:
     """Return ``(c, H)`` per row: the complement log-sum-exp and entropy."""
-    zc = without_target(z, target)
-    log_q = finite_log(zc.log_softmax(dim=1))
-    entropy = -(log_q.exp() * log_q).sum(dim=1)
-    # log_softmax is monotone, so its row maximum sits at the largest logit: c = max z - max log q.
-    return zc.amax(dim=1) - log_q.amax(dim=1), entropy
+    zc = z.masked_fill(is_target, float("-inf"))
+    m = zc.amax(dim=1, keepdim=True)
+    d = zc - m
+    e = d.exp()
+    s = e.sum(dim=1)
+    # e * d is 0 * -inf = NaN for the target and excluded classes; they contribute 0.
+    ed = torch.where(e == 0, 0.0, e * d).sum(dim=1)
+    log_s = s.log()
+    return m.squeeze(1) + log_s, log_s - ed / s
 
 
-def complement_grad(z: Tensor, target: Tensor, c: Tensor, entropy: Tensor, grad_entropy: Tensor) -> Tensor:
-    """``grad_entropy * dH/dz`` in the compute dtype (0 at the target and excluded classes)."""
-    log_q = finite_log(without_target(z, target) - c.unsqueeze(1))
-    return log_q.exp() * (log_q + entropy.unsqueeze(1)) * (-grad_entropy).unsqueeze(1)
+def complement_grad(z: Tensor, is_target: Tensor, c: Tensor, entropy: Tensor, grad_entropy: Tensor) -> Tensor:
+    """``grad_entropy * dH/dz`` in the compute dtype."""
+    log_q = z - c.unsqueeze(1)
+    q = log_q.exp()
+    grad = -grad_entropy.unsqueeze(1) * q * (log_q + entropy.unsqueeze(1))
+    return torch.where(is_target | (q == 0), 0.0, grad)
 
 
 def _complement_forward(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    return complement_stats(upcast(logits), target)
+    z = upcast(logits)
+    return complement_stats(z, target_mask(z, target))
 
 
 def _complement_backward(logits: Tensor, target: Tensor, c: Tensor, entropy: Tensor, grad_entropy: Tensor) -> Tensor:
-    return complement_grad(upcast(logits), target, c, entropy, grad_entropy).to(logits.dtype)
+    z = upcast(logits)
+    return complement_grad(z, target_mask(z, target), c, entropy, grad_entropy).to(logits.dtype)
 
 
 complement_forward_kernel = RowKernel(_complement_forward)

@@ -17,15 +17,15 @@ import torch
 from torch import Tensor
 
 from ._kernels import RowKernel
-from .complement_entropy import complement_grad, complement_stats, upcast
+from .complement_entropy import complement_grad, complement_stats, target_mask, upcast
 
 
 def _joint_forward(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     z = upcast(logits)
-    index = target.unsqueeze(1)
-    cross_entropy = -z.log_softmax(dim=1).gather(1, index).squeeze(1)
-    lse = z.gather(1, index).squeeze(1) + cross_entropy  # log-sum-exp, saved for the CE gradient
-    c, entropy = complement_stats(z, target)
+    is_target = target_mask(z, target)
+    lse = torch.logsumexp(z, dim=1)
+    cross_entropy = lse - z.gather(1, target.unsqueeze(1)).squeeze(1)
+    c, entropy = complement_stats(z, is_target)
     return cross_entropy, entropy, lse, c
 
 
@@ -33,9 +33,9 @@ def _joint_backward(
     logits: Tensor, target: Tensor, lse: Tensor, c: Tensor, entropy: Tensor, grad_ce: Tensor, grad_entropy: Tensor
 ) -> Tensor:
     z = upcast(logits)
-    grad_ce_z = (z - lse.unsqueeze(1)).exp() * grad_ce.unsqueeze(1)  # softmax, then - onehot below
-    grad_ce_z = grad_ce_z.scatter_add(1, target.unsqueeze(1), -grad_ce.unsqueeze(1).to(z.dtype))
-    return (grad_ce_z + complement_grad(z, target, c, entropy, grad_entropy)).to(logits.dtype)
+    is_target = target_mask(z, target)
+    grad_ce_z = grad_ce.unsqueeze(1) * ((z - lse.unsqueeze(1)).exp() - is_target.to(z.dtype))
+    return (grad_ce_z + complement_grad(z, is_target, c, entropy, grad_entropy)).to(logits.dtype)
 
 
 joint_forward_kernel = RowKernel(_joint_forward)
