@@ -1,6 +1,6 @@
 """Run `complement compare` on every task and collect the reports into docs/results.md.
 
-    python scripts/results.py                 # all tasks (about 30-40 minutes on 2 CPU cores)
+    python scripts/results.py                 # all tasks (about 1.5-2 hours on 2 CPU cores: ner ~40 min, tweets ~30, tweets_lm ~25)
     python scripts/results.py mnist digits    # some tasks; the others keep their last results
     python scripts/results.py --collect-only  # only rebuild docs/results.md from finished comparisons
 
