@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-
 from . import figures as fig
 from .markdown import equal_compute_note, write_markdown
 from .records import RunRecord, load_predictions, save_records, validate_records

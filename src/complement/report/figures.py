@@ -101,23 +101,15 @@ def summarize(probs: Tensor, target: Tensor) -> ProbabilitySummary:
     return ProbabilitySummary(histogram, rank_sums, confidence.double(), predicted == target)
 
 
-def _summary(value: ProbabilitySummary | tuple[Tensor, Tensor]) -> ProbabilitySummary:
-    return value if isinstance(value, ProbabilitySummary) else summarize(*value)
-
-
-Predictions = dict[str, "ProbabilitySummary | tuple[Tensor, Tensor]"]
-
-
 def plot_non_target_probabilities(
-    predictions: Predictions, path: str | os.PathLike, styles: dict[str, dict[str, str]] | None = None
+    predictions: dict[str, ProbabilitySummary], path: str | os.PathLike, styles: dict[str, dict[str, str]] | None = None
 ) -> Path:
-    """``predictions``: ``{method: ProbabilitySummary or (probs (M, C), target (M,))}``, seeds already pooled."""
+    """``predictions``: ``{method: ProbabilitySummary}`` (see :func:`summarize`), seeds already pooled."""
     styles = styles or method_styles(list(predictions))
     fig = Figure(figsize=(11, 4.2))
     hist_ax, rank_ax = fig.subplots(1, 2)
     edges = HISTOGRAM_EDGES
-    for method, value in predictions.items():
-        summary = _summary(value)
+    for method, summary in predictions.items():
         share = (summary.histogram / max(float(summary.histogram.sum()), 1.0)).numpy()
         hist_ax.stairs(np.where(share > 0, share, np.nan), edges.numpy(), lw=1.8, label=method, **styles[method])
         # Each example's wrong-class probabilities, largest first, averaged rank by rank.
@@ -156,7 +148,7 @@ def expected_calibration_error_from_bins(count: np.ndarray, accuracy: np.ndarray
 
 
 def plot_reliability(
-    predictions: Predictions, path: str | os.PathLike, n_bins: int = ECE_BINS,
+    predictions: dict[str, ProbabilitySummary], path: str | os.PathLike, n_bins: int = ECE_BINS,
     styles: dict[str, dict[str, str]] | None = None,
 ) -> Path:
     """One reliability diagram per method, side by side (4 per row)."""
@@ -167,8 +159,8 @@ def plot_reliability(
     axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
     width = 1.0 / n_bins
     centers = (np.arange(n_bins) + 0.5) * width
-    for ax, (method, value) in zip(axes, predictions.items()):
-        count, accuracy, mean_conf = reliability_bins(_summary(value), n_bins)
+    for ax, (method, summary) in zip(axes, predictions.items()):
+        count, accuracy, mean_conf = reliability_bins(summary, n_bins)
         ece = expected_calibration_error_from_bins(count, accuracy, mean_conf)
         filled = count > 0
         ax.bar(centers[filled], accuracy[filled], width=width, color=styles[method]["color"], edgecolor="black", lw=0.5,
