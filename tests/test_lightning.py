@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader, TensorDataset
 
 from complement.lightning import CotModule
+from complement.training.lightning_module import EpochStats
 from tiny import NUM_CLASSES, assert_same_parameters, batches_of, make_data, make_model, make_optimizers, reference_loop
 
 
@@ -133,7 +134,8 @@ class RecordingPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         super().step(metrics)
 
 
-def test_logs_step_values_at_the_logging_interval_and_exact_epoch_means():
+def test_logs_step_values_at_the_logging_interval_and_exact_epoch_means(monkeypatch):
+    monkeypatch.setattr(EpochStats, "FLUSH_EVERY", 4)  # the per-step scalars are reduced mid-epoch too
     x, y = make_data(n=44)  # 6 batches per epoch, the last of 4: epoch means must weight by batch size
     logger = RecordingLogger()
     schedulers = lambda o: [{"scheduler": RecordingPlateau(o[0]), "interval": "epoch", "monitor": "cot_loss"}]  # noqa: E731
@@ -162,6 +164,36 @@ def test_logs_step_values_at_the_logging_interval_and_exact_epoch_means():
     assert {"train_loss_step", "train_loss_epoch", "cot_loss_step", "cot_loss_epoch"} <= set(run.progress_bar_metrics)
     # an epoch-interval plateau scheduler sees the epoch mean, not the last batch's value
     assert run.lr_scheduler_configs[0].scheduler.seen == pytest.approx([e["cot_loss_epoch"] for e in epochs], abs=1e-6)
+
+
+class SumStrategy:
+    """A single process's strategy.reduce."""
+
+    def reduce(self, tensor, reduce_op):
+        assert reduce_op == "sum"
+        return tensor
+
+
+def test_epoch_stats_equal_float64_means_over_groups_and_flushes():
+    g = torch.Generator().manual_seed(0)
+    stats, rows = EpochStats(), []
+    for _ in range(EpochStats.FLUSH_EVERY * 2 + 37):  # two flushes and a remainder
+        group = []
+        for _ in range(int(torch.randint(1, 4, (), generator=g))):  # accumulation groups of 1-3 batches
+            kept, correct = torch.randint(0, 9, (), generator=g), torch.randint(0, 9, (), generator=g)
+            stats.add_batch(torch.minimum(correct, kept), kept)
+            group.append((int(torch.minimum(correct, kept)), int(kept)))
+        logs = {"train_loss": torch.rand((), generator=g), "cot_loss": -torch.rand((), generator=g)}
+        stats.add_group(logs)
+        rows.append((group, {k: float(v) for k, v in logs.items()}))
+    means = stats.compute(SumStrategy())
+    kept = sum(k for group, _ in rows for _, k in group)
+    assert means["train_acc"].item() == pytest.approx(sum(c for group, _ in rows for c, _ in group) / kept, rel=1e-6)
+    for name in ("train_loss", "cot_loss"):
+        expected = sum(logs[name] * sum(k for _, k in group) for group, logs in rows) / kept
+        assert means[name].item() == pytest.approx(expected, rel=1e-6)
+    stats.reset()
+    assert stats.compute(SumStrategy()) == {}
 
 
 def test_plateau_on_a_metric_never_logged_is_a_clear_error():

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 import complement
 from complement.ops import JointFunction, complement_entropy_rows
-from complement.ops.complement_entropy import ComplementEntropyFunction
+from complement.ops.complement_entropy import ComplementEntropyFunction, EagerComplementEntropyFunction
+from complement.ops.joint import EagerJointFunction
 from references import (
     authors_complement_entropy,
     authors_guided_complement_entropy,
@@ -69,14 +70,49 @@ def test_exact_where_authors_epsilons_distort():
     assert abs(authors.item() - exact.item()) > 0.01 * abs(exact.item())
 
 
-def test_gradcheck_complement_entropy_function():
+FUNCTIONS = [ComplementEntropyFunction, EagerComplementEntropyFunction, JointFunction, EagerJointFunction]
+
+
+def _outputs(value):
+    return value if isinstance(value, tuple) else (value,)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("weight, reduce", [(1.0, False), (-0.3, False), (-0.3, True)])
+def test_gradcheck_functions(function, weight, reduce):
     logits, target = _inputs(6, 7)
-    assert torch.autograd.gradcheck(lambda z: ComplementEntropyFunction.apply(z, target), (logits,))
+    weights = (0.5, weight) if function in (JointFunction, EagerJointFunction) else (weight,)
+    assert torch.autograd.gradcheck(lambda z: function.apply(z, target, *weights, reduce), (logits,))
+    # weighted (and summed) outputs equal weighting (and summing) the plain rows
+    for rows, value, w in zip(_outputs(function.apply(logits, target)), _outputs(function.apply(logits, target, *weights, reduce)), weights):
+        torch.testing.assert_close(value, rows.sum() * w if reduce else rows * w)
 
 
-def test_gradcheck_joint_function():
-    logits, target = _inputs(5, 6)
-    assert torch.autograd.gradcheck(lambda z: JointFunction.apply(z, target), (logits,))
+@pytest.mark.parametrize(
+    "logits_space, probability_space",
+    [(ComplementEntropyFunction, EagerComplementEntropyFunction), (JointFunction, EagerJointFunction)],
+)
+def test_both_formulations_agree_on_edge_rows(monkeypatch, logits_space, probability_space):
+    """The logits-space Function (compiled, or eager when compiling fails) and the
+    probability-space one (eager) give the same values and gradients, also where
+    p_g rounds to 1, on excluded (-inf) classes, and with two classes."""
+    monkeypatch.setenv("COMPLEMENT_KERNELS", "eager")  # the logits-space math runs uncompiled
+    for n, k in [(9, 10), (5, 2)]:
+        logits, target = _inputs(n, k)
+        with torch.no_grad():
+            logits[0, target[0]] = 60.0  # 1 - p_g ~ 1e-26
+            if k > 2:
+                logits[1, (target[1] + 1) % k] = float("-inf")
+        weights = torch.rand(n, dtype=torch.float64)  # an uneven upstream gradient
+        results = []
+        for function in (logits_space, probability_space):
+            outputs = function.apply(logits, target)
+            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+            loss = sum((out * weights * (i + 1)).sum() for i, out in enumerate(outputs))
+            results.append((*outputs, _grad(loss, logits)))
+        for a, b in zip(*results):
+            assert torch.isfinite(b).all()
+            torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
 
 
 def test_compiled_kernels_match_eager(monkeypatch):

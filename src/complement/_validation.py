@@ -108,6 +108,15 @@ def split_ignored(target: Tensor, ignore_index: int, may_ignore: bool = True) ->
     return kept, torch.where(kept, target, torch.zeros_like(target))
 
 
+def reduction_factor(kept: Tensor | None, reduction: str, rows: int) -> float | None:
+    """The factor that makes ``factor * sum(rows)`` the reduced loss, so an op can reduce
+    inside itself: ``1 / N`` for ``mean`` (0 rows give 0), 1 for ``sum``. ``None`` when
+    the rows themselves are needed: ``reduction="none"``, or some target may be ignored."""
+    if kept is not None or reduction == "none":
+        return None
+    return 1.0 / max(rows, 1) if reduction == "mean" else 1.0
+
+
 def reduce_rows(per_row: Tensor, kept: Tensor | None, reduction: str, target_shape: torch.Size) -> Tensor:
     """Reduce per-row losses; ignored rows count as 0 and are left out of the mean.
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .._validation import check_reduction, reduce_rows
+from .._validation import check_reduction, reduce_rows, reduction_factor
 from ..ops.joint import cross_entropy_and_complement_entropy_rows
 from .complement_entropy import check_class_count, normalizer, prepare
 
@@ -43,9 +43,13 @@ def complement_cross_entropy(
     """``CE - balancing_factor * H(q) / (K - 1)`` from one pass over the logits."""
     _check_balancing_factor(balancing_factor)
     logits, safe_target, kept, target_shape = prepare(input, target, ignore_index, reduction, "complement_cross_entropy")
-    ce_rows, entropy_rows = cross_entropy_and_complement_entropy_rows(logits, safe_target)
-    scale = balancing_factor / normalizer("complement_classes", logits.shape[1])
-    return reduce_rows(ce_rows - scale * entropy_rows, kept, reduction, target_shape)
+    weight = -balancing_factor / normalizer("complement_classes", logits.shape[1])
+    factor = reduction_factor(kept, reduction, logits.shape[0])
+    if factor is not None:  # the op scales and reduces
+        ce, complement = cross_entropy_and_complement_entropy_rows(logits, safe_target, factor, weight * factor, reduce=True)
+        return ce + complement
+    ce_rows, complement_rows = cross_entropy_and_complement_entropy_rows(logits, safe_target, 1.0, weight)
+    return reduce_rows(ce_rows + complement_rows, kept, reduction, target_shape)
 
 
 class ComplementCrossEntropy(nn.Module):

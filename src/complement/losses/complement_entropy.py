@@ -40,7 +40,16 @@ import math
 
 from torch import Tensor, nn
 
-from .._validation import check_choice, check_num_classes, check_reduction, check_targets, flatten_logits, reduce_rows, split_ignored
+from .._validation import (
+    check_choice,
+    check_num_classes,
+    check_reduction,
+    check_targets,
+    flatten_logits,
+    reduce_rows,
+    reduction_factor,
+    split_ignored,
+)
 from ..ops.complement_entropy import complement_entropy_rows
 
 NORMALIZATIONS = ("classes", "complement_classes", "log_classes", "max_entropy", "none")
@@ -87,9 +96,11 @@ def complement_entropy(
     """
     check_choice("normalization", normalization, NORMALIZATIONS)
     logits, safe_target, kept, target_shape = prepare(input, target, ignore_index, reduction, "complement_entropy")
-    scale = normalizer(normalization, logits.shape[1])
-    per_row = complement_entropy_rows(logits, safe_target) * (-1.0 / scale)
-    return reduce_rows(per_row, kept, reduction, target_shape)
+    weight = -1.0 / normalizer(normalization, logits.shape[1])
+    factor = reduction_factor(kept, reduction, logits.shape[0])
+    if factor is not None:  # the op scales and reduces: one autograd node
+        return complement_entropy_rows(logits, safe_target, weight * factor, reduce=True)
+    return reduce_rows(complement_entropy_rows(logits, safe_target, weight), kept, reduction, target_shape)
 
 
 class ComplementEntropy(nn.Module):

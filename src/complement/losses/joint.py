@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..ops.joint import cross_entropy_and_complement_entropy_rows
-from .._validation import check_choice, reduce_rows
+from .._validation import check_choice, reduce_rows, reduction_factor
 from .complement_entropy import NORMALIZATIONS, normalizer, prepare
 
 
@@ -28,8 +28,11 @@ def cross_entropy_and_complement_entropy(
     logits, safe_target, kept, target_shape = prepare(
         input, target, ignore_index, reduction, "cross_entropy_and_complement_entropy"
     )
-    ce_rows, entropy_rows = cross_entropy_and_complement_entropy_rows(logits, safe_target)
-    complement_rows = entropy_rows * (-1.0 / normalizer(normalization, logits.shape[1]))
+    weight = -1.0 / normalizer(normalization, logits.shape[1])
+    factor = reduction_factor(kept, reduction, logits.shape[0])
+    if factor is not None:  # the op scales and reduces: one autograd node
+        return cross_entropy_and_complement_entropy_rows(logits, safe_target, factor, weight * factor, reduce=True)
+    ce_rows, complement_rows = cross_entropy_and_complement_entropy_rows(logits, safe_target, 1.0, weight)
     return (
         reduce_rows(ce_rows, kept, reduction, target_shape),
         reduce_rows(complement_rows, kept, reduction, target_shape),

@@ -41,13 +41,25 @@ class RowKernel:
         self._compiled: Callable | None = None
         self._failed = False
 
-    def __call__(self, *args, numel: int):
+    def compiles(self, numel: int) -> bool:
+        """Whether a call on ``numel`` elements runs this kernel's own compiled version."""
         mode = kernel_mode()
-        # Under an outer torch.compile, Dynamo traces and fuses the eager math itself.
         if mode == "eager" or self._failed or torch.compiler.is_compiling():
+            return False
+        return mode == "compiled" or numel >= COMPILE_MIN_ELEMENTS
+
+    def fuses(self, numel: int) -> bool:
+        """Whether the math will be fused: compiled here, or traced by an outer ``torch.compile``.
+
+        Callers pick a formulation written for fusion when this is true, and one with
+        few ops (eager torch pays per op) when it is false."""
+        return torch.compiler.is_compiling() or self.compiles(numel)
+
+    def __call__(self, *args, numel: int):
+        # Under an outer torch.compile, Dynamo traces and fuses the eager math itself.
+        if not self.compiles(numel):
             return self.fn(*args)
-        if mode == "auto" and numel < COMPILE_MIN_ELEMENTS:
-            return self.fn(*args)
+        mode = kernel_mode()
         if self._compiled is None:
             self._compiled = torch.compile(self.fn, dynamic=True, fullgraph=True)
         try:

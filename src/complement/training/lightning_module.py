@@ -88,44 +88,70 @@ PROGRESS_BAR = ("train_loss", "cot_loss")
 
 
 class EpochStats:
-    """Running sums of an epoch's training logs, kept as device tensors (no per-step sync).
+    """An epoch's training logs, kept as device tensors (no per-step host sync).
 
     Each COT step's logged losses are weighted by the targets it trained on, so the
     epoch value is the mean over all kept targets; ``train_acc`` counts phase-1
-    predictions. :meth:`compute` sums over DDP ranks in one collective."""
+    predictions. The per-step scalars are only collected; they are reduced every
+    ``FLUSH_EVERY`` steps with one ``stack`` per quantity, because on CPU each small
+    tensor op costs microseconds that would add up to a visible share of a small
+    model's step. :meth:`compute` sums over DDP ranks in one collective."""
+
+    FLUSH_EVERY = 256
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.groups = 0
-        self.loss_sums: dict[str, Tensor] = {}
-        self.correct = self.kept = self.group_kept = 0
         self.with_accuracy = True
+        self._totals: dict[str, Tensor] = {}  # float64 sums of what has been flushed
+        self._correct: list[Tensor] = []  # per batch
+        self._kept: list[Tensor] = []  # per batch
+        self._group_kept: list[Tensor] = []  # the batches of the open accumulation group
+        self._weights: list[Tensor] = []  # per group: its kept targets
+        self._logs: dict[str, list[Tensor]] = {}  # per group
 
     def add_batch(self, correct: Tensor | None, kept: Tensor) -> None:
         if correct is None:
             self.with_accuracy = False
         else:
-            self.correct = self.correct + correct
-        self.kept = self.kept + kept
-        self.group_kept = self.group_kept + kept
+            self._correct.append(correct)
+        self._kept.append(kept)
+        self._group_kept.append(kept)
 
     def add_group(self, logs: dict[str, Tensor]) -> None:
-        weight = self.group_kept
+        kept = self._group_kept
+        self._weights.append(kept[0] if len(kept) == 1 else torch.stack(kept).sum())
+        self._group_kept = []
         for name, value in logs.items():
-            self.loss_sums[name] = self.loss_sums.get(name, 0.0) + value.double() * weight
+            self._logs.setdefault(name, []).append(value)
         self.groups += 1
-        self.group_kept = 0
+        if len(self._weights) >= self.FLUSH_EVERY:
+            self._flush()
+
+    def _add(self, name: str, total: Tensor) -> None:
+        total = total.double()
+        self._totals[name] = self._totals[name] + total if name in self._totals else total
+
+    def _flush(self) -> None:
+        if self._weights:
+            weights = torch.stack(self._weights).double()
+            for name, values in self._logs.items():
+                self._add(name, (torch.stack(values).double() * weights).sum())
+        for name, values in (("correct", self._correct), ("kept", self._kept)):
+            if values:
+                self._add(name, torch.stack(values).sum())
+        self._correct, self._kept, self._weights, self._logs = [], [], [], {}
 
     def compute(self, strategy) -> dict[str, Tensor]:
         if not self.groups:
             return {}
-        names = sorted(self.loss_sums)
-        device = self.kept.device
-        totals = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in
-                              [*(self.loss_sums[n] for n in names), self.correct, self.kept]])
-        totals = strategy.reduce(totals, reduce_op="sum")
+        self._flush()
+        names = sorted(n for n in self._totals if n not in ("correct", "kept"))
+        kept_total = self._totals["kept"]
+        correct = self._totals.get("correct", torch.zeros_like(kept_total))
+        totals = strategy.reduce(torch.stack([*(self._totals[n] for n in names), correct, kept_total]), reduce_op="sum")
         kept = totals[-1].clamp(min=1)
         means = {name: (totals[i] / kept).float() for i, name in enumerate(names)}
         if self.with_accuracy:
@@ -198,12 +224,11 @@ class CotModule(pl.LightningModule):
         self.cot_accumulate_grad_batches = accumulate_grad_batches
         self.cot_gradient_clip_val = gradient_clip_val
         self.cot_gradient_clip_algorithm = gradient_clip_algorithm
-        self._stepper = CotStepper(self.objective, self._forward_for_step, self.manual_backward, self._optimizer_step, check_finite)
+        self._stepper = CotStepper(self.objective, self._forward_for_phase, self.manual_backward, self._optimizer_step, check_finite)
         self._group: list[Any] = []
         self._group_logs: dict[str, Tensor] = {}
         self._epoch_stats = EpochStats()
         self._epoch_means: dict[str, Tensor] = {}
-        self._recording = False
         self.val_metrics = self.test_metrics = None
         if num_classes is not None:
             from ..metrics import classification_metrics
@@ -253,17 +278,23 @@ class CotModule(pl.LightningModule):
         ce, complement = split_optimizers(optimizers if isinstance(optimizers, list) else [optimizers])
         return {"ce": ce, "complement": complement}
 
-    def _forward_for_step(self, batch: Any) -> tuple[Tensor, Tensor]:
+    def _forward_for_phase(self, batch: Any, phase: str) -> tuple[Tensor, Tensor]:
         logits, target = self.logits_and_target(batch)
-        if self._recording:  # phase 1 only: accuracy of the logits CE trains on
-            kept = target != self.objective.ignore_index
-            if isinstance(logits, LinearLogits):  # unmaterialized logits: no accuracy, only the target count
-                self._epoch_stats.add_batch(None, kept.sum())
-            else:
-                flat_logits, flat_target = flatten_class_last(logits.detach(), target)
-                correct = (flat_logits.argmax(-1) == flat_target) & kept.reshape(-1)
-                self._epoch_stats.add_batch(correct.sum(), kept.sum())
+        if phase == "ce":  # the epoch's accuracy is that of the logits CE trains on
+            self._record_batch(logits, target)
         return logits, target
+
+    def _record_batch(self, logits: Tensor | LinearLogits, target: Tensor) -> None:
+        ignore_index = self.objective.ignore_index
+        kept = (target != ignore_index).sum()
+        if isinstance(logits, LinearLogits):  # unmaterialized logits: no accuracy, only the target count
+            self._epoch_stats.add_batch(None, kept)
+            return
+        flat_logits, flat_target = flatten_class_last(logits.detach(), target)
+        hits = flat_logits.argmax(-1) == flat_target
+        if 0 <= ignore_index < flat_logits.shape[-1]:  # a prediction can equal ignore_index only then
+            hits &= flat_target != ignore_index
+        self._epoch_stats.add_batch(hits.sum(), kept)
 
     def _optimizer_step(self, phase: str) -> None:
         optimizer = self._optimizers_by_phase()[phase]
@@ -284,11 +315,7 @@ class CotModule(pl.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         size = group_size(batch_idx, self.cot_accumulate_grad_batches, self.trainer.num_training_batches)
-        self._recording = True
-        try:
-            self._stepper.first_phase(batch, size)
-        finally:
-            self._recording = False
+        self._stepper.first_phase(batch, size)
         self._group.append(batch)
         if len(self._group) >= size:
             self._finish_group()

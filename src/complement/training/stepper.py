@@ -8,8 +8,8 @@ One *COT step* consumes a group of ``k`` micro-batches (``k`` = gradient accumul
 
 Phase 1 can run as micro-batches arrive (Lightning calls ``training_step`` once per
 batch); phase 2 replays the buffered micro-batches. Front ends supply three callables:
-``forward(batch) -> (logits, target)``, ``backward(loss)`` and ``step(phase)``, which
-clips, steps the phase's optimizer and zeroes the gradients.
+``forward(batch, phase) -> (logits, target)``, ``backward(loss)`` and ``step(phase)``,
+which clips, steps the phase's optimizer and zeroes the gradients.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .objective import CotObjective
 
-Forward = Callable[[Any], tuple[Tensor, Tensor]]
+Forward = Callable[[Any, str], tuple[Tensor, Tensor]]
 
 
 def check_finite_loss(phase: str, loss: Tensor) -> None:
@@ -57,13 +57,14 @@ class CotStepper:
         self._logs: dict[str, Tensor] = {}
 
     def _run(self, phase: str, batch: Any, scale: float) -> None:
-        logits, target = self.forward(batch)
+        logits, target = self.forward(batch, phase)
         part = self.objective.phase_loss(phase, logits, target)
         if self.check_finite:
             check_finite_loss(phase, part.loss)
         self.backward(part.loss * scale if scale != 1.0 else part.loss)
-        for name, value in part.logs.items():
-            self._logs[name] = self._logs.get(name, 0.0) + value.float() * scale
+        for name, value in part.logs.items():  # no tensor op in the common case of one micro-batch
+            value = value.float() if scale == 1.0 else value.float() * scale
+            self._logs[name] = self._logs[name] + value if name in self._logs else value
 
     def first_phase(self, batch: Any, group_size: int) -> None:
         """Phase 1 (or the only phase) for one micro-batch of a group of ``group_size``."""

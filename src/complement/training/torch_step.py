@@ -69,7 +69,7 @@ class CotStep:
         self.gradient_clip_algorithm = gradient_clip_algorithm
         self.scaler = scaler
         self._stepper = CotStepper(
-            self.objective, lambda batch: self.logits_and_target(self.model, batch), self._backward, self._step, check_finite
+            self.objective, lambda batch, phase: self.logits_and_target(self.model, batch), self._backward, self._step, check_finite
         )
 
     def _backward(self, loss: Tensor) -> None:
