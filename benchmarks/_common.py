@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,25 @@ def machine() -> str:
     except OSError:
         pass
     return f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+# glibc's defaults return freed memory to the OS and page-fault it back on the next
+# step; how much each timed arm pays for that changes from process to process and
+# swamped the ratios (e.g. 2.15x vs 2.03x for the same code). See docs/training.md.
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def steady_allocator() -> bool:
+    """Re-run this script with :data:`STEADY_MALLOC` in its environment (Linux only).
+
+    Returns ``True`` once it runs with them, ``False`` where they do not apply."""
+    if not sys.platform.startswith("linux"):
+        return False
+    if all(os.environ.get(name) == value for name, value in STEADY_MALLOC.items()):
+        return True
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **STEADY_MALLOC})
+    return True  # not reached
 
 
 def interleaved_medians(fns: dict[str, Callable[[], None]], reps: int, warmup: int = 2) -> dict[str, float]:

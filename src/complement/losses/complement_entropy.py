@@ -26,7 +26,8 @@ without their ``1e-7``/``1e-10`` epsilons, which bias it as ``p_g -> 1``. With
 ``reduction="mean"``, ``N`` is the number of targets that are not ``ignore_index``;
 a batch where every target is ignored gives 0 with zero gradient.
 
-It is computed from logits with a masked log-sum-exp and an analytic gradient
+It is computed from logits with an analytic gradient, as a masked log-sum-exp where
+``torch.compile`` fuses it and as the softmax of the non-target logits in eager torch
 (see :mod:`complement.ops.complement_entropy`); float16/bfloat16 logits are computed
 in float32 and the loss is returned in float32. With K = 2 the complement is one
 class, so the loss and its gradient are 0. A NaN logit, or a ``+inf`` logit, in a

@@ -1,11 +1,13 @@
 """Choosing how the row-wise loss math runs: plain torch ops or a ``torch.compile``d kernel.
 
-The math of each loss is written once, as plain torch functions. Eager torch runs it
-as several passes with N x K temporaries; ``torch.compile`` (Inductor) fuses it into
-one or two passes per row with no temporaries, which is what makes the complement
-loss cost about as much as ``F.cross_entropy``. Compiling takes seconds, so the
-default ("auto") compiles only for logits of at least ``COMPILE_MIN_ELEMENTS``
-elements; small problems (where the loss is not the bottleneck) stay eager.
+The logits-space math of each loss is written once, as plain torch functions.
+``torch.compile`` (Inductor) fuses it into one or two passes per row with no
+temporaries, which is what makes the complement loss cost about as much as
+``F.cross_entropy``. Compiling takes seconds, so the default ("auto") compiles only
+for logits of at least ``COMPILE_MIN_ELEMENTS`` elements. Below that, and whenever
+nothing fuses, the losses use their probability-space Functions instead
+(:meth:`RowKernel.fuses` tells which), which need fewer eager ops; the logits-space
+math also runs eagerly where a compilation failed.
 
 Set ``COMPLEMENT_KERNELS`` to ``eager``, ``compiled`` or ``auto`` (default).
 Under ``auto`` a failed compilation (no C++ compiler, an unsupported device) warns

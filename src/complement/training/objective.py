@@ -150,7 +150,7 @@ class CotObjective:
             )
         else:
             ce, complement = self.primary_fn(logits, target), self.complement_fn(logits, target)
-        total = ce + self.complement_weight * complement
+        total = ce.add(complement, alpha=self.complement_weight)  # one autograd node
         return PhaseLoss(total, {"train_loss": ce.detach(), "cot_loss": complement.detach(), "loss": total.detach()})
 
     def _fused_phase_loss(self, phase: str, head: LinearLogits, target: Tensor) -> PhaseLoss:
@@ -181,5 +181,5 @@ class CotObjective:
             return PhaseLoss(ce, {"train_loss": ce.detach()})
         extra = {"complement": "guided", "alpha": self.complement_fn.alpha} if guided else {}
         ce, complement = fused.linear_cross_entropy_and_complement(*args, normalization=normalization, **common, **extra)
-        total = ce + self.complement_weight * complement
+        total = ce.add(complement, alpha=self.complement_weight)  # one autograd node
         return PhaseLoss(total, {"train_loss": ce.detach(), "cot_loss": complement.detach(), "loss": total.detach()})
