@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-
 from torch.special import entr
 
 from ._kernels import RowKernel

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-
-from ._kernels import RowKernel
 from torch.special import entr
 
+from ._kernels import RowKernel
 from .complement_entropy import (
     complement_grad,
     complement_grad_from_probabilities,
