@@ -33,14 +33,15 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import complement  # noqa: E402
-from _common import DOCS, machine, peak_extra_bytes, write_section  # noqa: E402
-from complement.ops import (  # noqa: E402
+from _common import DOCS, machine, peak_extra_bytes, write_section
+
+import complement
+from complement.ops import (
     linear_complement_entropy,
     linear_cross_entropy,
     linear_cross_entropy_and_complement,
 )
-from references import authors_complement_entropy  # noqa: E402
+from references import authors_complement_entropy
 
 HIDDEN = 256
 GRID = [(32000, 256), (32000, 1024), (32000, 2048), (128000, 256), (128000, 1024), (128000, 2048)]
@@ -76,6 +77,7 @@ TORCH_LINEAR_CE = "torch F.linear_cross_entropy with LinearCrossEntropyOptions()
 
 def _torch_linear_cross_entropy(h, w, b, t):
     return F.linear_cross_entropy(h, w, t, linear_bias=b, options=torch.nn.LinearCrossEntropyOptions())
+
 
 # The section that bench_large_vocab_gpu.py owns; written here only while it is a stub.
 GPU_SECTION = "large_vocab_gpu"

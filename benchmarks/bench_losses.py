@@ -20,9 +20,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import complement  # noqa: E402
-from _common import interleaved_medians, machine, peak_extra_bytes, write_section  # noqa: E402
-from references import authors_complement_entropy  # noqa: E402
+from _common import interleaved_medians, machine, peak_extra_bytes, write_section
+
+import complement
+from references import authors_complement_entropy
 
 GRID = [(256, 10), (4096, 1000), (2048, 32000)]
 

@@ -11,6 +11,7 @@ loop over the same batches (both including data loading).
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -21,10 +22,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import STEADY_MALLOC, interleaved_medians, machine, steady_allocator, write_section  # noqa: E402
+from _common import STEADY_MALLOC, interleaved_medians, machine, steady_allocator, write_section
 
-
-from complement.training import CotStep  # noqa: E402
+from complement.training import CotStep
 
 MODES = ("off", "alternate", "joint")
 
@@ -51,7 +51,10 @@ def transformer_case():
         return AutoModelForSequenceClassification.from_pretrained(path, num_labels=3).train()
 
     g = torch.Generator().manual_seed(0)
-    inputs = {"input_ids": torch.randint(1000, 5000, (16, 32), generator=g), "attention_mask": torch.ones(16, 32, dtype=torch.long)}
+    inputs = {
+        "input_ids": torch.randint(1000, 5000, (16, 32), generator=g),
+        "attention_mask": torch.ones(16, 32, dtype=torch.long),
+    }
     batch = (inputs, torch.randint(0, 3, (16,), generator=g))
     return "MiniLM-L6 (22.7M), batch 16 x 32 tokens", model, batch, lambda m, b: (m(**b[0]).logits, b[1])
 
@@ -80,7 +83,7 @@ class SameBatches:
 
 
 def per_batch_seconds(starts: list[float]) -> list[float]:
-    return [b - a for a, b in zip(starts, starts[1:])]
+    return [b - a for a, b in itertools.pairwise(starts)]
 
 
 def lightning_overhead(make_model, batch, logits_and_target, batches: int, reps: int) -> dict[str, tuple[float, float]]:
@@ -136,8 +139,14 @@ def lightning_overhead(make_model, batch, logits_and_target, batches: int, reps:
     def fit(module_class) -> list[float]:
         clock = BatchClock()
         trainer = pl.Trainer(
-            accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock],
+            accelerator="cpu",
+            max_epochs=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[clock],
         )
         trainer.fit(module_class(), epoch)
         return per_batch_seconds(clock.starts)
@@ -166,7 +175,12 @@ def lightning_overhead(make_model, batch, logits_and_target, batches: int, reps:
 
         return loop(step)
 
-    arms = {"plain_cot": plain_cot, "cot_module": lambda: fit(Cot), "plain_ce": plain_ce, "lightning_ce": lambda: fit(PlainCE)}
+    arms = {
+        "plain_cot": plain_cot,
+        "cot_module": lambda: fit(Cot),
+        "plain_ce": plain_ce,
+        "lightning_ce": lambda: fit(PlainCE),
+    }
     samples: dict[str, list[float]] = {name: [] for name in arms}
     for _ in range(reps):  # alternating, so slow phases of the machine hit every arm
         for name, arm in arms.items():
@@ -204,14 +218,15 @@ def main() -> None:
         "",
         "Allocator: "
         + (
-            "glibc told to keep freed memory (" + ", ".join(f"`{k}={v}`" for k, v in STEADY_MALLOC.items())
+            "glibc told to keep freed memory ("
+            + ", ".join(f"`{k}={v}`" for k, v in STEADY_MALLOC.items())
             + "; the script sets them), so page faults do not decide the ratios; see docs/training.md."
             if steady
             else "glibc defaults (freed memory returned to the OS each step; noisier)."
         ),
         "",
         "Plain-PyTorch front end (`CotStep`), Adam, same model and batch, timed round-robin (median); "
-        "ratios divide by the CE step (`mode=\"off\"`) of the same run. Targets: alternate ≤ 2.05×, joint ≤ 1.1×.",
+        'ratios divide by the CE step (`mode="off"`) of the same run. Targets: alternate ≤ 2.05×, joint ≤ 1.1×.',
         "",
         "Lightning overhead: the median time per batch of an alternate-mode epoch through `Trainer.fit` with "
         "`CotModule`, relative to the plain `CotStep` loop over the same in-memory batches (no data loading in "
@@ -233,7 +248,11 @@ def main() -> None:
         torch.manual_seed(0)
         ratios, base = step_ratios(make_model(), batch, logits_and_target, reps)
         overhead = lightning_overhead(
-            make_model, batch, logits_and_target, batches=60 if mlp else 8, reps=(5 if mlp else 3) // (2 if args.quick else 1)
+            make_model,
+            batch,
+            logits_and_target,
+            batches=60 if mlp else 8,
+            reps=(5 if mlp else 3) // (2 if args.quick else 1),
         )
         cot, floor = overhead["cot"], overhead["floor"]
         lines.append(

@@ -34,14 +34,25 @@ class CotBert(CotModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)  # shared by the CE and COT steps
-        plateau = {"scheduler": ReduceLROnPlateau(optimizer), "interval": "step", "frequency": 10, "monitor": "train_loss"}
+        plateau = {
+            "scheduler": ReduceLROnPlateau(optimizer),
+            "interval": "step",
+            "frequency": 10,
+            "monitor": "train_loss",
+        }
         return [optimizer], [plateau]
 
 
 def run_lightning(task, args) -> None:
     model = CotBert(task, use_cot=not args.no_cot)
-    trainer = pl.Trainer(accelerator="auto", max_epochs=args.epochs, max_steps=args.max_steps, logger=False,
-                         enable_checkpointing=False, log_every_n_steps=5)
+    trainer = pl.Trainer(
+        accelerator="auto",
+        max_epochs=args.epochs,
+        max_steps=args.max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        log_every_n_steps=5,
+    )
     train = DataLoader(task.train, batch_size=args.batch_size, shuffle=True, collate_fn=task.collate_fn)
     val = DataLoader(task.val, batch_size=64, collate_fn=task.collate_fn)
     trainer.fit(model, train, val)
@@ -66,13 +77,25 @@ def run_hf(task, args) -> None:
             return {"logits": self.bert(inputs)}
 
     training = TrainingArguments(
-        output_dir="runs/cot_bert_hf", per_device_train_batch_size=args.batch_size, num_train_epochs=args.epochs,
-        max_steps=args.max_steps, learning_rate=1e-4, lr_scheduler_type="constant", report_to=[],
+        output_dir="runs/cot_bert_hf",
+        per_device_train_batch_size=args.batch_size,
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        learning_rate=1e-4,
+        lr_scheduler_type="constant",
+        report_to=[],
         logging_steps=1 if 0 < args.max_steps < 5 else 5,
-        save_strategy="no", remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
+        save_strategy="no",
+        remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(),
     )
-    trainer = CotTrainer(model=Classifier(), args=training, train_dataset=task.train, data_collator=collate,
-                         cot_mode="off" if args.no_cot else "alternate")
+    trainer = CotTrainer(
+        model=Classifier(),
+        args=training,
+        train_dataset=task.train,
+        data_collator=collate,
+        cot_mode="off" if args.no_cot else "alternate",
+    )
     trainer.train()
     for entry in trainer.state.log_history:
         if "cot_loss" in entry or "train_ce_loss" in entry:

@@ -1,6 +1,7 @@
 """Run `complement compare` on every task and collect the reports into docs/results.md.
 
-    python scripts/results.py                 # all tasks (about 1.5-2 hours on 2 CPU cores: ner ~40 min, tweets ~30, tweets_lm ~25)
+    python scripts/results.py                 # all tasks (about 1.5-2 hours on 2 CPU cores:
+                                              # ner ~40 min, tweets ~30, tweets_lm ~25)
     python scripts/results.py mnist digits    # some tasks; the others keep their last results
     python scripts/results.py --collect-only  # only rebuild docs/results.md from finished comparisons
 
@@ -25,8 +26,14 @@ BASE = ["ce", "cot", "ce_2x"]
 
 # task -> extra compare arguments (CPU-sized settings; the command is recorded with each table)
 EXPERIMENTS: dict[str, list[str]] = {
-    "mnist": ["--task", "mnist", "--task_options", "{model: mlp, width: 256}",
-              "--methods", "[ce, cot, ce_2x, cot_joint, gce]"],
+    "mnist": [
+        "--task",
+        "mnist",
+        "--task_options",
+        "{model: mlp, width: 256}",
+        "--methods",
+        "[ce, cot, ce_2x, cot_joint, gce]",
+    ],
     "mnist_noisy": ["--task", "mnist_noisy", "--task_options", "{model: mlp, width: 256}"],
     "mnist_longtail": ["--task", "mnist_longtail", "--task_options", "{model: mlp, width: 256}"],
     "mnist_fewshot": ["--task", "mnist_fewshot", "--task_options", "{model: mlp, width: 256}"],
@@ -58,14 +65,14 @@ def section(task: str, report: Path) -> str:
         if start < 0:
             continue
         end = text.find("\n## ", start + 1)
-        body = text[start:end if end > 0 else None].strip()
+        body = text[start : end if end > 0 else None].strip()
         parts.append("#" + body)  # one level down
     return f"## {task}\n\nCommand: `{command}`\n\n" + "\n\n".join(parts) + "\n"
 
 
 def main() -> None:
     collect_only = "--collect-only" in sys.argv
-    tasks = [] if collect_only else ([a for a in sys.argv[1:]] or list(EXPERIMENTS))
+    tasks = [] if collect_only else (sys.argv[1:] or list(EXPERIMENTS))
     unknown = [t for t in tasks if t not in EXPERIMENTS]
     if unknown:
         raise SystemExit(f"unknown tasks {unknown}; choose from {list(EXPERIMENTS)}")

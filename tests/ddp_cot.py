@@ -11,15 +11,23 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from test_lightning import TinyCot  # noqa: E402
-from tiny import make_data  # noqa: E402
+from test_lightning import TinyCot
+from tiny import make_data
 
 if __name__ == "__main__":
     x, y = make_data(n=32)
     module = TinyCot("two", mode=sys.argv[2] if len(sys.argv) > 2 else "alternate")
     trainer = pl.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp", precision="64-true", max_epochs=2, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        precision="64-true",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
     )
     data = TensorDataset(x, y)
     sampler = DistributedSampler(data, num_replicas=2, rank=trainer.global_rank, shuffle=False)

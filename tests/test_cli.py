@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-import complement.cli as cli
+from complement import cli
 from complement.cli import main
 from complement.runs import read_status
 
@@ -33,8 +33,15 @@ def blobs_task(seed: int = 0, fail: bool = False, **options):
         return TensorDataset(centers[y] + torch.randn(n, 8, generator=g), y)
 
     return SimpleNamespace(
-        name="blobs", kind="image", train=split(160), val=split(64), test=split(64), num_classes=4,
-        class_names=list("abcd"), collate_fn=None, ignore_index=-100,
+        name="blobs",
+        kind="image",
+        train=split(160),
+        val=split(64),
+        test=split(64),
+        num_classes=4,
+        class_names=list("abcd"),
+        collate_fn=None,
+        ignore_index=-100,
         build_model=build_model,
         defaults={"max_epochs": 2, "batch_size": 32, "lr": 0.01, "optimizer": "adam", "weight_decay": 0.0},
     )
@@ -51,8 +58,21 @@ def blobs(monkeypatch):
 
 
 def test_compare_end_to_end_writes_report_and_figures(blobs, tmp_path, capsys):
-    main(["compare", "--task", "blobs", "--methods", "[ce, cot, ce_2x]", "--seeds", "2", "--out", str(tmp_path),
-          "--progress", "false"])
+    main(
+        [
+            "compare",
+            "--task",
+            "blobs",
+            "--methods",
+            "[ce, cot, ce_2x]",
+            "--seeds",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--progress",
+            "false",
+        ]
+    )
     (compare_dir,) = tmp_path.iterdir()
     output = capsys.readouterr().out
     assert f"report: {compare_dir / 'report.md'}" in output
@@ -87,8 +107,21 @@ def test_compare_resume_finishes_only_what_is_missing(blobs, tmp_path, monkeypat
 
     monkeypatch.setattr(cli, "fit_run", failing_fit_run)
     with pytest.raises(KeyboardInterrupt):
-        main(["compare", "--task", "blobs", "--methods", "[ce, cot]", "--seeds", "2", "--out", str(tmp_path),
-              "--progress", "false"])
+        main(
+            [
+                "compare",
+                "--task",
+                "blobs",
+                "--methods",
+                "[ce, cot]",
+                "--seeds",
+                "2",
+                "--out",
+                str(tmp_path),
+                "--progress",
+                "false",
+            ]
+        )
     (compare_dir,) = tmp_path.iterdir()
     assert not (compare_dir / "report.md").exists()  # an interrupted comparison does not look complete
     assert read_status(compare_dir / "cot-seed1") == "running"
@@ -109,13 +142,17 @@ def test_fit_writes_a_new_directory_each_time(blobs, tmp_path, capsys):
 
 def test_interrupted_fit_saved_the_task_as_asked_for_resume(blobs, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="fail=True"):
-        main(["fit", "--task", "blobs", "--task_options", "{fail: true}", "--out", str(tmp_path), "--progress", "false"])
+        main(
+            ["fit", "--task", "blobs", "--task_options", "{fail: true}", "--out", str(tmp_path), "--progress", "false"]
+        )
     (run,) = tmp_path.iterdir()
     assert read_status(run) == "failed"
     saved = json.loads((run / "config.json").read_text())
     assert saved["task"] == "blobs" and saved["task_options"] == {"fail": True}
     seen = []
-    monkeypatch.setattr(cli, "_build_task", lambda task, options, seed: seen.append((task, options)) or blobs_task(seed))
+    monkeypatch.setattr(
+        cli, "_build_task", lambda task, options, seed: seen.append((task, options)) or blobs_task(seed)
+    )
     main(["fit", "--resume", str(run), "--progress", "false"])
     assert seen == [("blobs", {"fail": True})] and read_status(run) == "complete"
 
@@ -138,8 +175,11 @@ def test_config_file_and_unknown_key(blobs, tmp_path, capsys):
         (["compare", "--task", "nope", "--seeds", "1"], ValueError, "unknown task 'nope'"),
         (["compare", "--task", "blobs", "--methods", "[ce, magic]"], ValueError, "unknown method 'magic'"),
         (["compare", "--task", "blobs", "--seeds", "0"], ValueError, "seeds must be >= 1"),
-        (["compare", "--task", "blobs", "--train.optimizer", "lion", "--seeds", "1", "--methods", "[ce]"], ValueError,
-         "unknown optimizer 'lion'"),
+        (
+            ["compare", "--task", "blobs", "--train.optimizer", "lion", "--seeds", "1", "--methods", "[ce]"],
+            ValueError,
+            "unknown optimizer 'lion'",
+        ),
         (["fit", "--task", "blobs", "--method", "magic"], ValueError, "unknown method 'magic'"),
         (["compare", "--resume", "/nonexistent/dir"], FileNotFoundError, "not a comparison directory"),
         (["fit", "--resume", "/nonexistent/dir"], FileNotFoundError, "not a run directory"),

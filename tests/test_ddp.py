@@ -19,7 +19,11 @@ def test_ddp_two_processes_match_single_process_on_global_batch(tmp_path):
     env = {**os.environ, "PL_DISABLE_FORK": "1"}
     result = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("ddp_cot.py")), str(out)],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ddp_params = torch.load(out)

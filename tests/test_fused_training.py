@@ -41,8 +41,13 @@ def test_linear_logits_path_equals_materialized_logits(mode, complement_loss):
     runs = {}
     for name, logits_and_target in (("materialized", materialized), ("fused", fused)):
         model = Head()
-        cot = CotStep(model, torch.optim.Adam(model.parameters(), 0.01), mode=mode, complement_loss=complement_loss,
-                      logits_and_target=logits_and_target)
+        cot = CotStep(
+            model,
+            torch.optim.Adam(model.parameters(), 0.01),
+            mode=mode,
+            complement_loss=complement_loss,
+            logits_and_target=logits_and_target,
+        )
         logs = [cot.step(batch) for batch in batches]
         runs[name] = (model, logs)
     assert_same_parameters(runs["fused"][0], runs["materialized"][0], atol=1e-10)
@@ -75,8 +80,15 @@ def test_cot_module_trains_on_linear_logits_like_on_materialized_logits():
     metrics = {}
     for name, split in (("materialized", materialized), ("fused", fused)):
         module = LmModule(split)
-        trainer = pl.Trainer(accelerator="cpu", max_epochs=2, precision="64-true", logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False)
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            max_epochs=2,
+            precision="64-true",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
         trainer.fit(module, DataLoader(data, batch_size=4))
         metrics[name] = (module.head, trainer.callback_metrics)
     assert_same_parameters(metrics["fused"][0], metrics["materialized"][0], atol=1e-10)
@@ -112,9 +124,17 @@ def test_cot_trainer_fused_lm_head_equals_unfused_causal_lm(tmp_path):
         torch.manual_seed(0)
         model = transformers.GPT2LMHeadModel(config)
         args = transformers.TrainingArguments(
-            output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=1, learning_rate=1e-2,
-            optim="adamw_torch", lr_scheduler_type="constant", report_to=[], save_strategy="no", use_cpu=True,
-            disable_tqdm=True, max_grad_norm=1.0,
+            output_dir=str(tmp_path),
+            per_device_train_batch_size=4,
+            num_train_epochs=1,
+            learning_rate=1e-2,
+            optim="adamw_torch",
+            lr_scheduler_type="constant",
+            report_to=[],
+            save_strategy="no",
+            use_cpu=True,
+            disable_tqdm=True,
+            max_grad_norm=1.0,
         )
         trainer = CotTrainer(model=model, args=args, train_dataset=Tokens(), causal_lm=True, **options)
         trainer.train()
@@ -123,7 +143,7 @@ def test_cot_trainer_fused_lm_head_equals_unfused_causal_lm(tmp_path):
     unfused, unfused_trainer = train()
     fused_model, _ = train(fused_lm_head=True)
     for (name, p), q in zip(fused_model.named_parameters(), unfused.parameters()):
-        torch.testing.assert_close(p, q, atol=2e-5, rtol=1e-4, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(p, q, atol=2e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
     # the shift matches the model's own causal-LM loss
     model = transformers.GPT2LMHeadModel(config).eval()
     logits, target = unfused_trainer.logits_and_target(model, {"input_ids": ids, "labels": ids})

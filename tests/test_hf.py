@@ -36,9 +36,20 @@ class TinyHF(nn.Module):
 
 def args(tmp_path, **overrides):
     base = dict(
-        output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=3, learning_rate=0.1, optim="sgd",
-        lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0, report_to=[], save_strategy="no",
-        logging_steps=1, use_cpu=True, remove_unused_columns=False, disable_tqdm=True,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=16,
+        num_train_epochs=3,
+        learning_rate=0.1,
+        optim="sgd",
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        max_grad_norm=0.0,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        use_cpu=True,
+        remove_unused_columns=False,
+        disable_tqdm=True,
     )
     return TrainingArguments(**{**base, **overrides})
 
@@ -93,11 +104,20 @@ def test_minilm_sequence_classifier_trains_offline_with_cot(tmp_path):
             return len(texts)
 
         def __getitem__(self, i):
-            return {"input_ids": encoded["input_ids"][i], "attention_mask": encoded["attention_mask"][i],
-                    "labels": torch.tensor(labels[i])}
+            return {
+                "input_ids": encoded["input_ids"][i],
+                "attention_mask": encoded["attention_mask"][i],
+                "labels": torch.tensor(labels[i]),
+            }
 
-    training = args(tmp_path, per_device_train_batch_size=6, num_train_epochs=1, learning_rate=1e-4, optim="adamw_torch",
-                    max_grad_norm=1.0)
+    training = args(
+        tmp_path,
+        per_device_train_batch_size=6,
+        num_train_epochs=1,
+        learning_rate=1e-4,
+        optim="adamw_torch",
+        max_grad_norm=1.0,
+    )
     trainer = CotTrainer(model=model, args=training, train_dataset=Texts())
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "cot_loss" in entry]

@@ -40,8 +40,14 @@ class TinyCot(CotModule):
 
 def trainer(**kwargs) -> pl.Trainer:
     defaults = dict(
-        accelerator="cpu", devices=1, precision="64-true", max_epochs=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        precision="64-true",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     options = {**defaults, **kwargs}
     if options["precision"] is None:  # a precision plugin decides it
@@ -81,7 +87,11 @@ def test_max_steps_counts_batches_and_step_schedulers_step_once_per_batch():
     def schedulers(optimizers):
         return [
             {"scheduler": torch.optim.lr_scheduler.StepLR(optimizers[0], step_size=1, gamma=0.5), "interval": "step"},
-            {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizers[1], lambda s: 1.0), "interval": "step", "frequency": 2},
+            {
+                "scheduler": torch.optim.lr_scheduler.LambdaLR(optimizers[1], lambda s: 1.0),
+                "interval": "step",
+                "frequency": 2,
+            },
         ]
 
     module = TinyCot("two", schedulers=schedulers)
@@ -99,10 +109,17 @@ def test_reduce_on_plateau_monitoring_train_loss_at_steps_and_epochs():
     def schedulers(optimizers):
         plateau = dict(mode="min", patience=0, factor=0.5, threshold=10.0)  # never "improves": lr halves each step
         return [
-            {"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizers[0], **plateau), "interval": "step",
-             "frequency": 2, "monitor": "train_loss"},
-            {"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizers[1], **plateau), "interval": "epoch",
-             "monitor": "cot_loss"},
+            {
+                "scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizers[0], **plateau),
+                "interval": "step",
+                "frequency": 2,
+                "monitor": "train_loss",
+            },
+            {
+                "scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizers[1], **plateau),
+                "interval": "epoch",
+                "monitor": "cot_loss",
+            },
         ]
 
     module = TinyCot("two", schedulers=schedulers)
@@ -150,7 +167,9 @@ def test_logs_step_values_at_the_logging_interval_and_exact_epoch_means(monkeypa
 
     steps = [row for row in logger.rows if "train_loss_step" in row]
     expected_steps = [record[i] for i in (3, 7, 11)]  # every 4th of 12 batches
-    assert [row["train_loss_step"] for row in steps] == pytest.approx([r["train_loss"] for r in expected_steps], rel=1e-6)
+    assert [row["train_loss_step"] for row in steps] == pytest.approx(
+        [r["train_loss"] for r in expected_steps], rel=1e-6
+    )
     assert [row["cot_loss_step"] for row in steps] == pytest.approx([r["cot_loss"] for r in expected_steps], rel=1e-6)
 
     epochs = [row for row in logger.rows if "train_loss_epoch" in row]
@@ -200,7 +219,13 @@ def test_plateau_on_a_metric_never_logged_is_a_clear_error():
     x, y = make_data(n=16)
 
     def schedulers(optimizers):
-        return [{"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizers[0]), "interval": "step", "monitor": "val_f1"}]
+        return [
+            {
+                "scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizers[0]),
+                "interval": "step",
+                "monitor": "val_f1",
+            }
+        ]
 
     with pytest.raises(ValueError, match="monitors 'val_f1', which has not been logged"):
         trainer().fit(TinyCot("shared", schedulers=schedulers), loader(x, y, 8))
@@ -281,5 +306,7 @@ def test_bad_module_configuration():
         TinyCot(mode="sometimes")
     with pytest.raises(ValueError, match="accumulate_grad_batches must be an integer >= 1"):
         TinyCot(accumulate_grad_batches=0)
-    with pytest.raises(TypeError, match=r"default batch format is \(inputs, target\).*Override CotModule.logits_and_target"):
+    with pytest.raises(
+        TypeError, match=r"default batch format is \(inputs, target\).*Override CotModule.logits_and_target"
+    ):
         trainer().fit(TinyCot(), DataLoader([torch.zeros(6, dtype=torch.float64)] * 4, batch_size=2))

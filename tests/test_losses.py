@@ -84,7 +84,9 @@ def test_gradcheck_functions(function, weight, reduce):
     weights = (0.5, weight) if function in (JointFunction, EagerJointFunction) else (weight,)
     assert torch.autograd.gradcheck(lambda z: function.apply(z, target, *weights, reduce), (logits,))
     # weighted (and summed) outputs equal weighting (and summing) the plain rows
-    for rows, value, w in zip(_outputs(function.apply(logits, target)), _outputs(function.apply(logits, target, *weights, reduce)), weights):
+    for rows, value, w in zip(
+        _outputs(function.apply(logits, target)), _outputs(function.apply(logits, target, *weights, reduce)), weights
+    ):
         torch.testing.assert_close(value, rows.sum() * w if reduce else rows * w)
 
 
@@ -161,7 +163,11 @@ def test_two_classes_give_zero_value_and_gradient():
 def test_all_targets_ignored_give_zero_not_nan():
     logits, _ = _inputs(4, 5)
     target = torch.full((4,), -100)
-    for loss in (complement.complement_entropy, complement.guided_complement_entropy, complement.complement_cross_entropy):
+    for loss in (
+        complement.complement_entropy,
+        complement.guided_complement_entropy,
+        complement.complement_cross_entropy,
+    ):
         value = loss(logits, target)
         assert value.item() == 0.0
         assert torch.count_nonzero(_grad(value, logits)) == 0
@@ -213,7 +219,13 @@ def test_unbatched_input():
 
 @pytest.mark.parametrize(
     "normalization,divisor",
-    [("classes", 10), ("complement_classes", 9), ("log_classes", math.log(10)), ("max_entropy", math.log(9)), ("none", 1)],
+    [
+        ("classes", 10),
+        ("complement_classes", 9),
+        ("log_classes", math.log(10)),
+        ("max_entropy", math.log(9)),
+        ("none", 1),
+    ],
 )
 def test_normalizations(normalization, divisor):
     logits, target = _inputs(12, 10)
@@ -340,22 +352,72 @@ def test_registry_builds_every_loss():
 
 BAD_INPUTS = [
     (lambda: complement.complement_entropy(torch.randn(4, 5), torch.tensor([0, 1, 5, 2])), ValueError, "class index 5"),
-    (lambda: complement.complement_entropy(torch.randn(4, 5), torch.tensor([0, -3, 1, 2])), ValueError, "class index -3"),
+    (
+        lambda: complement.complement_entropy(torch.randn(4, 5), torch.tensor([0, -3, 1, 2])),
+        ValueError,
+        "class index -3",
+    ),
     (lambda: complement.complement_entropy(torch.randn(4, 5), torch.rand(4, 5)), TypeError, "integer class indices"),
-    (lambda: complement.complement_entropy(torch.randn(4, 5), torch.zeros(3, dtype=torch.long)), ValueError, "does not match"),
-    (lambda: complement.complement_entropy(torch.randn(4, 1), torch.zeros(4, dtype=torch.long)), ValueError, "at least 2 classes"),
-    (lambda: complement.complement_entropy(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), reduction="avg"), ValueError, "reduction must be one of"),
-    (lambda: complement.complement_entropy(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), normalization="k"), ValueError, "normalization must be one of"),
-    (lambda: complement.complement_entropy(torch.ones(4, 5, dtype=torch.long), torch.zeros(4, dtype=torch.long)), TypeError, "floating-point logits"),
+    (
+        lambda: complement.complement_entropy(torch.randn(4, 5), torch.zeros(3, dtype=torch.long)),
+        ValueError,
+        "does not match",
+    ),
+    (
+        lambda: complement.complement_entropy(torch.randn(4, 1), torch.zeros(4, dtype=torch.long)),
+        ValueError,
+        "at least 2 classes",
+    ),
+    (
+        lambda: complement.complement_entropy(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), reduction="avg"),
+        ValueError,
+        "reduction must be one of",
+    ),
+    (
+        lambda: complement.complement_entropy(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), normalization="k"),
+        ValueError,
+        "normalization must be one of",
+    ),
+    (
+        lambda: complement.complement_entropy(torch.ones(4, 5, dtype=torch.long), torch.zeros(4, dtype=torch.long)),
+        TypeError,
+        "floating-point logits",
+    ),
     (lambda: complement.complement_entropy(torch.tensor(1.0), torch.tensor(0)), ValueError, "got a scalar"),
-    (lambda: complement.complement_entropy(torch.randn(5), torch.zeros(2, dtype=torch.long)), ValueError, "need a scalar target"),
-    (lambda: complement.ComplementEntropy(10)(torch.randn(4, 5), torch.zeros(4, dtype=torch.long)), ValueError, "num_classes=10"),
+    (
+        lambda: complement.complement_entropy(torch.randn(5), torch.zeros(2, dtype=torch.long)),
+        ValueError,
+        "need a scalar target",
+    ),
+    (
+        lambda: complement.ComplementEntropy(10)(torch.randn(4, 5), torch.zeros(4, dtype=torch.long)),
+        ValueError,
+        "num_classes=10",
+    ),
     (lambda: complement.ComplementEntropy(1), ValueError, "at least 2 classes"),
     (lambda: complement.ComplementEntropy(reduction="bad"), ValueError, "reduction must be one of"),
-    (lambda: complement.guided_complement_entropy(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), alpha=-1), ValueError, "alpha must be >= 0"),
-    (lambda: complement.complement_cross_entropy(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), balancing_factor=-1), ValueError, "sign bug"),
-    (lambda: complement.focal_loss(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), gamma=-2), ValueError, "gamma must be >= 0"),
-    (lambda: complement.focal_loss(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), weight=torch.ones(3)), ValueError, r"weight must have shape \(5,\)"),
+    (
+        lambda: complement.guided_complement_entropy(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), alpha=-1),
+        ValueError,
+        "alpha must be >= 0",
+    ),
+    (
+        lambda: complement.complement_cross_entropy(
+            torch.randn(4, 5), torch.zeros(4, dtype=torch.long), balancing_factor=-1
+        ),
+        ValueError,
+        "sign bug",
+    ),
+    (
+        lambda: complement.focal_loss(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), gamma=-2),
+        ValueError,
+        "gamma must be >= 0",
+    ),
+    (
+        lambda: complement.focal_loss(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), weight=torch.ones(3)),
+        ValueError,
+        r"weight must have shape \(5,\)",
+    ),
     (lambda: complement.get_loss("hinge"), ValueError, "unknown loss 'hinge'"),
     (lambda: complement.get_loss("cot", alpha=1.0), TypeError, "does not accept"),
 ]

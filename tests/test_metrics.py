@@ -70,8 +70,8 @@ def references(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
 
 def assert_matches(values: dict, expected: dict, tol=2e-5):
     assert set(values) == set(expected)
-    for name in expected:
-        assert float(values[name]) == pytest.approx(expected[name], abs=tol), name
+    for name, value in expected.items():
+        assert float(values[name]) == pytest.approx(value, abs=tol), name
 
 
 def test_collection_matches_independent_references():

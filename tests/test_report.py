@@ -30,7 +30,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 C = 5
 
 
-def fake_run(tmp_path, method: str, seed: int, num_classes: int = C, sharpness: float = 2.0, epochs: int = 4) -> RunRecord:
+def fake_run(
+    tmp_path, method: str, seed: int, num_classes: int = C, sharpness: float = 2.0, epochs: int = 4
+) -> RunRecord:
     g = torch.Generator().manual_seed(100 * seed + len(method))
     target = torch.randint(0, num_classes, (80,), generator=g)
     logits = torch.randn(80, num_classes, generator=g)
@@ -45,7 +47,13 @@ def fake_run(tmp_path, method: str, seed: int, num_classes: int = C, sharpness: 
         for e in range(1, epochs + 1)
     ]
     acc = 0.8 + 0.05 * (method == "cot") + 0.01 * seed
-    test = {"test_acc": acc, "test_precision": acc - 0.01, "test_nll": 0.5, "test_ece": 0.05, "test_complement_entropy": 0.9}
+    test = {
+        "test_acc": acc,
+        "test_precision": acc - 0.01,
+        "test_nll": 0.5,
+        "test_ece": 0.05,
+        "test_complement_entropy": 0.9,
+    }
     return RunRecord(method, seed, history, test, str(path), str(run_dir), task="synthetic", num_classes=num_classes)
 
 
@@ -56,8 +64,9 @@ def records(tmp_path):
 
 def test_write_report_end_to_end(tmp_path, records):
     out = tmp_path / "compare"
-    paths = write_report(records, out, "synthetic", "complement compare --methods ce cot --seeds 0 1",
-                         date=datetime(2024, 5, 1, 12, 0))
+    paths = write_report(
+        records, out, "synthetic", "complement compare --methods ce cot --seeds 0 1", date=datetime(2024, 5, 1, 12, 0)
+    )
     text = paths.report.read_text()
     assert paths.report == out / "report.md"
     assert text.startswith("# COT comparison: synthetic")

@@ -274,8 +274,13 @@ def test_user_jsonl_with_own_columns_and_separate_files(tmp_path):
         return str(tmp_path / name)
 
     task = build_task(
-        "text_file", data_path=jsonl("train.jsonl", 6), val_path=jsonl("val.jsonl", 2), test_path=jsonl("test.jsonl", 3),
-        text_column="body", label_column="y", train_size=12,
+        "text_file",
+        data_path=jsonl("train.jsonl", 6),
+        val_path=jsonl("val.jsonl", 2),
+        test_path=jsonl("test.jsonl", 3),
+        text_column="body",
+        label_column="y",
+        train_size=12,
     )
     assert task.class_names == ["1", "2", "10"]  # integer labels sort numerically
     assert (len(task.train), len(task.val), len(task.test)) == (12, 6, 9)
@@ -330,8 +335,16 @@ def test_user_image_folder_gray_and_rgb(tmp_path):
     check_batch_and_logits(task)
     rgb = write_images(tmp_path / "rgb", ["a", "b"], 5, mode="RGB")
     val = write_images(tmp_path / "rgb_val", ["b"], 2, mode="RGB")
-    task = build_task("image_folder", data_path=str(rgb), val_path=str(val), image_size=(8, 12), test_size=2,
-                      model="mlp", augment=True, flip=True)
+    task = build_task(
+        "image_folder",
+        data_path=str(rgb),
+        val_path=str(val),
+        image_size=(8, 12),
+        test_size=2,
+        model="mlp",
+        augment=True,
+        flip=True,
+    )
     assert first_batch(task)[0].shape == (4, 3, 8, 12)
     assert (len(task.train), len(task.val), len(task.test)) == (8, 2, 2)
     assert task.val.targets.tolist() == [1, 1]
@@ -363,7 +376,7 @@ def test_unknown_task_and_options():
 @pytest.mark.parametrize("name", ["text_file", "conll_file", "text_file_lm", "image_folder"])
 def test_missing_data_path(tmp_path, name):
     missing = tmp_path / "nowhere" / "data.csv"
-    with pytest.raises(FileNotFoundError, match="not found: .*nowhere"):
+    with pytest.raises(FileNotFoundError, match=r"not found: .*nowhere"):
         build_task(name, data_path=str(missing))
 
 
@@ -387,23 +400,40 @@ def test_bad_image_options(option, value, message):
 
 
 def test_class_in_test_but_not_in_train():
-    with pytest.raises(ValueError, match=r"class\(es\) \[.*\] appear in the (val|test) set but not in the training set"):
+    with pytest.raises(
+        ValueError, match=r"class\(es\) \[.*\] appear in the (val|test) set but not in the training set"
+    ):
         build_task("digits", train_size=5)
 
 
 @pytest.mark.parametrize(
     ("file_name", "content", "options", "message"),
     [
-        ("bad.csv", "text,label\nfine,a\ntoo,many,fields\n", {}, r"bad.csv line 3: expected 2 fields \(text,label\), got 3"),
+        (
+            "bad.csv",
+            "text,label\nfine,a\ntoo,many,fields\n",
+            {},
+            r"bad.csv line 3: expected 2 fields \(text,label\), got 3",
+        ),
         ("bad.csv", "text,label\nfine,a\nempty,\n", {}, r"bad.csv line 3: empty 'label'"),
         ("bad.csv", 'text,label\n"two\nlines",a\nbad,row,here\n', {}, r"bad.csv line 4: expected 2 fields"),
         ("bad.csv", "text,y\nfine,a\n", {}, r"bad.csv: no column\(s\) \['label'\]; the header row has \['text', 'y'\]"),
         ("bad.csv", "", {}, r"bad.csv: empty file"),
         ("bad.jsonl", '{"text": "a", "label": 1}\n{"text": "b", label: 2}\n', {}, r"bad.jsonl line 2: not valid JSON"),
-        ("bad.jsonl", '{"text": "a", "y": 1}\n', {}, r"bad.jsonl line 1: no key\(s\) \['label'\]; the keys are \['text', 'y'\]"),
+        (
+            "bad.jsonl",
+            '{"text": "a", "y": 1}\n',
+            {},
+            r"bad.jsonl line 1: no key\(s\) \['label'\]; the keys are \['text', 'y'\]",
+        ),
         ("bad.jsonl", '["a", 1]\n', {}, r"bad.jsonl line 1: expected a JSON object"),
         ("bad.xlsx", "x", {}, r"bad.xlsx: unknown file type '.xlsx'"),
-        ("bad.csv", "text,label\nfine,a\nother,zzz\n", {"labels": ["a"]}, r"bad.csv line 3: label 'zzz' is not among the labels given \['a'\]"),
+        (
+            "bad.csv",
+            "text,label\nfine,a\nother,zzz\n",
+            {"labels": ["a"]},
+            r"bad.csv line 3: label 'zzz' is not among the labels given \['a'\]",
+        ),
     ],
 )
 def test_bad_text_files(tmp_path, file_name, content, options, message):
@@ -423,14 +453,18 @@ def test_bad_encoding_names_line_and_fix(tmp_path):
 def test_unknown_label_in_val_file(tmp_path):
     train = write_csv(tmp_path / "train.csv", sentiment_rows(3))
     val = write_csv(tmp_path / "val.csv", ["fine,pos", "strange,surprise"])
-    with pytest.raises(ValueError, match=r"val.csv line 3: label 'surprise' is not among the training labels \['neg', 'neu', 'pos'\]"):
+    with pytest.raises(
+        ValueError, match=r"val.csv line 3: label 'surprise' is not among the training labels \['neg', 'neu', 'pos'\]"
+    ):
         build_task("text_file", data_path=str(train), val_path=str(val))
 
 
 def test_bad_conll_files(tmp_path):
     bad = tmp_path / "ner.txt"
     bad.write_text("Paris\tB-geo-loc\nis\tO\n\nlonely-token\n")
-    with pytest.raises(ValueError, match=r"ner.txt line 4: expected 'token<TAB>tag' \(or 'token tag'\), got 'lonely-token'"):
+    with pytest.raises(
+        ValueError, match=r"ner.txt line 4: expected 'token<TAB>tag' \(or 'token tag'\), got 'lonely-token'"
+    ):
         build_task("conll_file", data_path=str(bad))
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
@@ -457,7 +491,10 @@ def test_bad_image_folders(tmp_path):
         build_task("image_folder", data_path=str(hollow))
     good = write_images(tmp_path / "good", ["cat", "dog"], 5)
     stray = write_images(tmp_path / "stray", ["cat", "fox"], 1)
-    with pytest.raises(ValueError, match=r"class folder 'fox' in .*stray is not a training class; the training classes are \['cat', 'dog'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"class folder 'fox' in .*stray is not a training class; the training classes are \['cat', 'dog'\]",
+    ):
         build_task("image_folder", data_path=str(good), test_path=str(stray))
     broken = write_images(tmp_path / "broken", ["cat", "dog"], 3)
     (broken / "dog" / "x.png").write_bytes(b"not a png")
@@ -490,8 +527,26 @@ def test_bad_lm_options():
 
 def test_task_record_validates_itself(mnist):
     with pytest.raises(ValueError, match="task kind must be one of"):
-        Task(name="x", kind="video", train=mnist.train, val=mnist.val, test=mnist.test, num_classes=10,
-             class_names=mnist.class_names, build_model=mnist.build_model, defaults=mnist.defaults)
+        Task(
+            name="x",
+            kind="video",
+            train=mnist.train,
+            val=mnist.val,
+            test=mnist.test,
+            num_classes=10,
+            class_names=mnist.class_names,
+            build_model=mnist.build_model,
+            defaults=mnist.defaults,
+        )
     with pytest.raises(ValueError, match="3 class names for num_classes=10"):
-        Task(name="x", kind="image", train=mnist.train, val=mnist.val, test=mnist.test, num_classes=10,
-             class_names=["a", "b", "c"], build_model=mnist.build_model, defaults=mnist.defaults)
+        Task(
+            name="x",
+            kind="image",
+            train=mnist.train,
+            val=mnist.val,
+            test=mnist.test,
+            num_classes=10,
+            class_names=["a", "b", "c"],
+            build_model=mnist.build_model,
+            defaults=mnist.defaults,
+        )

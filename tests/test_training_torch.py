@@ -103,15 +103,47 @@ BAD = [
     (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), mode="both"), ValueError, "unknown COT mode 'both'"),
     (lambda m: CotStep(m, []), ValueError, "COT needs an optimizer"),
     (lambda m: CotStep(m, [torch.optim.SGD(m.parameters(), 0.1)] * 3), ValueError, "one optimizer .shared. or two"),
-    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), complement_loss="focal"), ValueError, "not a complement objective"),
-    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), complement_loss="nope"), ValueError, "unknown loss 'nope'"),
-    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), gradient_clip_val=0), ValueError, "gradient_clip_val must be > 0"),
-    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), gradient_clip_algorithm="l3"), ValueError, "gradient_clip_algorithm"),
-    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), complement_weight=-1), ValueError, "complement_weight must be >= 0"),
-    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1)).step(micro_batches=[]), ValueError, "at least one batch"),
-    (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1)).step(), ValueError, "either one batch or micro_batches"),
+    (
+        lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), complement_loss="focal"),
+        ValueError,
+        "not a complement objective",
+    ),
+    (
+        lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), complement_loss="nope"),
+        ValueError,
+        "unknown loss 'nope'",
+    ),
+    (
+        lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), gradient_clip_val=0),
+        ValueError,
+        "gradient_clip_val must be > 0",
+    ),
+    (
+        lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), gradient_clip_algorithm="l3"),
+        ValueError,
+        "gradient_clip_algorithm",
+    ),
+    (
+        lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1), complement_weight=-1),
+        ValueError,
+        "complement_weight must be >= 0",
+    ),
+    (
+        lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1)).step(micro_batches=[]),
+        ValueError,
+        "at least one batch",
+    ),
+    (
+        lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1)).step(),
+        ValueError,
+        "either one batch or micro_batches",
+    ),
     (lambda m: CotStep(m, torch.optim.SGD(m.parameters(), 0.1)).step(make_data()[0]), TypeError, r"\(inputs, target\)"),
-    (lambda m: CotObjective().phase_loss("ce", torch.zeros(4, 5), torch.zeros(3, dtype=torch.long)), ValueError, "class-last logits"),
+    (
+        lambda m: CotObjective().phase_loss("ce", torch.zeros(4, 5), torch.zeros(3, dtype=torch.long)),
+        ValueError,
+        "class-last logits",
+    ),
 ]
 
 

@@ -25,8 +25,8 @@ from complement.ops import (  # noqa: E402
     linear_cross_entropy,
     linear_cross_entropy_and_complement,
     linear_guided_complement_entropy,
+    triton_loss,
 )
-from complement.ops import triton_loss  # noqa: E402
 from references import complement_entropy_per_row  # noqa: E402
 
 interpreter = pytest.mark.skipif(
@@ -172,7 +172,10 @@ def test_interpreter_chunked_op_with_the_triton_backend():
         gce = linear_guided_complement_entropy(hidden, weight, target, bias, chunk_size=4, backend=backend)
         ce_only = linear_cross_entropy(hidden, weight, target, bias, chunk_size=4, backend=backend)
         results[backend] = (
-            ce, comp, gce, ce_only,
+            ce,
+            comp,
+            gce,
+            ce_only,
             *torch.autograd.grad(ce + 2 * comp, params),
             *torch.autograd.grad(gce, params),
             *torch.autograd.grad(ce_only, params),

@@ -49,7 +49,9 @@ def reference_loop(model, optimizers, batches, mode: str, weight: float = 1.0, r
                 comp_opt.step()
                 if record is not None:
                     correct = int((logits.argmax(1) == y).sum())
-                    record.append({"train_loss": ce.item(), "cot_loss": complement.item(), "correct": correct, "n": len(y)})
+                    record.append(
+                        {"train_loss": ce.item(), "cot_loss": complement.item(), "correct": correct, "n": len(y)}
+                    )
         else:
             ce_opt.zero_grad()
             logits = model(x)
@@ -64,4 +66,4 @@ def batches_of(x, y, size: int):
 
 def assert_same_parameters(a: nn.Module, b: nn.Module, atol: float = 1e-6):
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
-        torch.testing.assert_close(p, q, atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(p, q, atol=atol, rtol=0, msg=lambda m, name=name: f"{name}: {m}")

@@ -85,7 +85,7 @@ def check_targets(target: Tensor, num_classes: int, ignore_index: int, loss_name
     if target.numel() == 0:
         return False
     low, high = torch.stack(torch.aminmax(target)).tolist()  # one host sync for the common case
-    if 0 <= low and high < num_classes:
+    if low >= 0 and high < num_classes:
         return low <= ignore_index <= high
     bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
     if bool(bad.any()):

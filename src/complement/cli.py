@@ -49,7 +49,7 @@ def fit(
     task: str = "mnist",
     method: str = "cot",
     seed: int = 0,
-    train: TrainConfig = TrainConfig(),
+    train: TrainConfig = TrainConfig(),  # noqa: B008 (jsonargparse reads the default)
     task_options: dict[str, Any] | None = None,
     out: Path = Path("runs"),
     resume: Path | None = None,
@@ -83,7 +83,13 @@ def fit(
     task_options = task_options or {}
     built = _build_task(task, task_options, seed)
     record = fit_run(
-        built, method, seed, run_dir, train, progress=progress, resume=resume is not None,
+        built,
+        method,
+        seed,
+        run_dir,
+        train,
+        progress=progress,
+        resume=resume is not None,
         task_spec={"task": task, "task_options": task_options},
     )
     print(json.dumps(record.test, indent=2))
@@ -94,7 +100,7 @@ def compare(
     task: str = "mnist",
     methods: list[str] = ["ce", "cot", "ce_2x"],  # noqa: B006 (jsonargparse reads the default)
     seeds: int = 3,
-    train: TrainConfig = TrainConfig(),
+    train: TrainConfig = TrainConfig(),  # noqa: B008 (jsonargparse reads the default)
     task_options: dict[str, Any] | None = None,
     out: Path = Path("runs"),
     resume: Path | None = None,
@@ -134,10 +140,19 @@ def compare(
         _build_task(task, task_options, 0)  # fail fast on a bad task or data file, before any directory is made
         compare_dir = new_run_dir(Path(out), f"compare-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
         command = "complement " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-        (compare_dir / COMPARE_FILE).write_text(json.dumps({
-            "task": task, "methods": methods, "seeds": seeds, "task_options": task_options,
-            "train": asdict(train), "command": command,
-        }, indent=2))
+        (compare_dir / COMPARE_FILE).write_text(
+            json.dumps(
+                {
+                    "task": task,
+                    "methods": methods,
+                    "seeds": seeds,
+                    "task_options": task_options,
+                    "train": asdict(train),
+                    "command": command,
+                },
+                indent=2,
+            )
+        )
     records = []
     for seed in range(seeds):
         built = _build_task(task, task_options, seed)

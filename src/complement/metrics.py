@@ -240,7 +240,9 @@ def classification_metrics(num_classes: int, ignore_index: int = -100) -> Classi
     )
 
 
-def classification_scores(logits: Tensor, target: Tensor, num_classes: int | None = None, ignore_index: int = -100) -> dict[str, float]:
+def classification_scores(
+    logits: Tensor, target: Tensor, num_classes: int | None = None, ignore_index: int = -100
+) -> dict[str, float]:
     """Functional twin of :func:`classification_metrics`: every metric on one set of logits.
 
     ``num_classes`` defaults to the logits' last dimension. For saved probabilities pass ``probs.log()``."""

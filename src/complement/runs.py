@@ -219,17 +219,23 @@ def fit_run(
         history = History(passes_per_batch=len(module.objective.phases))
         loggers: list = [CSVLogger(run_dir, name="logs", version="")]
         try:
-            from lightning.pytorch.loggers import TensorBoardLogger
-
             import tensorboard  # noqa: F401
+            from lightning.pytorch.loggers import TensorBoardLogger
 
             loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
         except ImportError:
             pass
         trainer = pl.Trainer(
-            accelerator="auto", devices=1, max_epochs=epochs, logger=loggers, default_root_dir=run_dir,
+            accelerator="auto",
+            devices=1,
+            max_epochs=epochs,
+            logger=loggers,
+            default_root_dir=run_dir,
             callbacks=[history, ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)],
-            enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0, deterministic=True,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            deterministic=True,
         )
         trainer.fit(module, train, val, ckpt_path=str(checkpoint) if resume and checkpoint.exists() else None)
         tested = trainer.test(module, test, verbose=False)[0]
@@ -237,10 +243,15 @@ def fit_run(
         torch.save(predictions, run_dir / "predictions.pt")
         _write_json(run_dir / "history.json", history.rows)
         record = RunRecord(
-            method=method_name, seed=seed, history=history.rows,
+            method=method_name,
+            seed=seed,
+            history=history.rows,
             test={k: float(v) for k, v in tested.items() if k.startswith("test_")},
-            predictions_path=str(run_dir / "predictions.pt"), run_dir=str(run_dir), task=task.name,
-            num_classes=task.num_classes, wall_time_s=time.perf_counter() - start,
+            predictions_path=str(run_dir / "predictions.pt"),
+            run_dir=str(run_dir),
+            task=task.name,
+            num_classes=task.num_classes,
+            wall_time_s=time.perf_counter() - start,
         )
         _write_json(run_dir / "record.json", record.to_dict())
     except BaseException as error:

@@ -42,11 +42,15 @@ def complement_cross_entropy(
 ) -> Tensor:
     """``CE - balancing_factor * H(q) / (K - 1)`` from one pass over the logits."""
     _check_balancing_factor(balancing_factor)
-    logits, safe_target, kept, target_shape = prepare(input, target, ignore_index, reduction, "complement_cross_entropy")
+    logits, safe_target, kept, target_shape = prepare(
+        input, target, ignore_index, reduction, "complement_cross_entropy"
+    )
     weight = -balancing_factor / normalizer("complement_classes", logits.shape[1])
     factor = reduction_factor(kept, reduction, logits.shape[0])
     if factor is not None:  # the op scales and reduces
-        ce, complement = cross_entropy_and_complement_entropy_rows(logits, safe_target, factor, weight * factor, reduce=True)
+        ce, complement = cross_entropy_and_complement_entropy_rows(
+            logits, safe_target, factor, weight * factor, reduce=True
+        )
         return ce + complement
     ce_rows, complement_rows = cross_entropy_and_complement_entropy_rows(logits, safe_target, 1.0, weight)
     return reduce_rows(ce_rows + complement_rows, kept, reduction, target_shape)

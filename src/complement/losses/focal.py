@@ -59,7 +59,9 @@ def focal_loss(
 class FocalLoss(nn.Module):
     """Module twin of :func:`focal_loss`."""
 
-    def __init__(self, gamma: float = 2.0, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"):
+    def __init__(
+        self, gamma: float = 2.0, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"
+    ):
         super().__init__()
         _check_gamma(gamma)
         check_reduction(reduction)

@@ -41,7 +41,9 @@ def guided_complement_entropy(
     """Guided complement entropy ``-p_g^alpha * H(q) / Z`` (see the module docstring)."""
     _check_alpha(alpha)
     check_choice("normalization", normalization, NORMALIZATIONS)
-    logits, safe_target, kept, target_shape = prepare(input, target, ignore_index, reduction, "guided_complement_entropy")
+    logits, safe_target, kept, target_shape = prepare(
+        input, target, ignore_index, reduction, "guided_complement_entropy"
+    )
     ce_rows, entropy_rows = cross_entropy_and_complement_entropy_rows(logits, safe_target)
     guide = (-alpha * ce_rows).exp()  # p_g ** alpha, since CE = -log p_g
     per_row = guide * entropy_rows * (-1.0 / normalizer(normalization, logits.shape[1]))
@@ -71,7 +73,9 @@ class GuidedComplementEntropy(nn.Module):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         check_class_count(self.num_classes, input, type(self).__name__)
-        return guided_complement_entropy(input, target, self.alpha, self.ignore_index, self.reduction, self.normalization)
+        return guided_complement_entropy(
+            input, target, self.alpha, self.ignore_index, self.reduction, self.normalization
+        )
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, reduction={self.reduction!r}, normalization={self.normalization!r}"

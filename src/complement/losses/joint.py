@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ..ops.joint import cross_entropy_and_complement_entropy_rows
 from .._validation import check_choice, reduce_rows, reduction_factor
+from ..ops.joint import cross_entropy_and_complement_entropy_rows
 from .complement_entropy import NORMALIZATIONS, normalizer, prepare
 
 

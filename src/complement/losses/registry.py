@@ -8,8 +8,8 @@ Cross-entropy and label smoothing are torch's own ``nn.CrossEntropyLoss``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
@@ -32,7 +32,9 @@ class LossSpec:
 
 LOSSES: dict[str, LossSpec] = {
     "complement_entropy": LossSpec(ComplementEntropy, True, "COT's complement entropy (Chen et al., ICLR 2019)"),
-    "guided_complement_entropy": LossSpec(GuidedComplementEntropy, True, "guided complement entropy (Chen et al., ICCV 2019)"),
+    "guided_complement_entropy": LossSpec(
+        GuidedComplementEntropy, True, "guided complement entropy (Chen et al., ICCV 2019)"
+    ),
     "complement_cross_entropy": LossSpec(ComplementCrossEntropy, False, "CE - H/(K-1) (Kim et al., 2021)"),
     "cross_entropy": LossSpec(nn.CrossEntropyLoss, False, "torch cross-entropy"),
     "label_smoothing": LossSpec(_label_smoothing, False, "cross-entropy with label smoothing 0.1"),

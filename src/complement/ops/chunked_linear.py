@@ -47,7 +47,8 @@ chunk's logits in place; ``"auto"`` picks Triton for CUDA tensors (not float64) 
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -417,7 +418,13 @@ def _prepare(
     if not all_kept:
         flat_hidden, safe_target = flat_hidden[kept], safe_target[kept]
     return _Prepared(
-        flat_hidden.contiguous(), safe_target, kept, all_kept, target_shape, num_classes, chunk_rows,
+        flat_hidden.contiguous(),
+        safe_target,
+        kept,
+        all_kept,
+        target_shape,
+        num_classes,
+        chunk_rows,
         TritonRows if triton else TorchRows,
     )
 
@@ -429,7 +436,13 @@ def _with_grad(*tensors) -> bool:
 def _rows(prep: _Prepared, weight, bias, terms: str) -> tuple[Tensor, ...]:
     """Per-row outputs over all rows (ignored rows hold 0), through the recomputing Function."""
     outputs = ChunkedLinearRowsFunction.apply(
-        prep.hidden, weight, bias, prep.target, terms, prep.chunk_rows, prep.rows_impl,
+        prep.hidden,
+        weight,
+        bias,
+        prep.target,
+        terms,
+        prep.chunk_rows,
+        prep.rows_impl,
         _with_grad(prep.hidden, weight, bias),
     )
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
@@ -443,8 +456,15 @@ def _scalar(prep: _Prepared, weight, bias, terms: str, row_loss, reduction: str)
     # As reduce_rows: the mean is over kept rows, and 0 (zero gradient) when none is kept.
     scale = 1.0 / max(prep.hidden.shape[0], 1) if reduction == "mean" else 1.0
     return ChunkedLinearScalarFunction.apply(
-        prep.hidden, weight, bias, prep.target, terms, prep.chunk_rows, prep.rows_impl,
-        lambda *rows: row_loss(*rows) * scale, _with_grad(prep.hidden, weight, bias),
+        prep.hidden,
+        weight,
+        bias,
+        prep.target,
+        terms,
+        prep.chunk_rows,
+        prep.rows_impl,
+        lambda *rows: row_loss(*rows) * scale,
+        _with_grad(prep.hidden, weight, bias),
     )
 
 
@@ -526,7 +546,15 @@ def linear_cross_entropy_and_complement(
     """
     normalization = _check_complement(complement, alpha, normalization)
     prep = _prepare(
-        hidden, weight, target, bias, ignore_index, reduction, chunk_size, memory_budget_bytes, backend,
+        hidden,
+        weight,
+        target,
+        bias,
+        ignore_index,
+        reduction,
+        chunk_size,
+        memory_budget_bytes,
+        backend,
         "linear_cross_entropy_and_complement",
     )
     ce_rows, entropy_rows = _rows(prep, weight, bias, "joint")
@@ -554,7 +582,15 @@ def linear_cross_entropy(
     Equal to ``F.cross_entropy`` on the explicit logits (in float32 for half inputs;
     0 when every target is ignored). Arguments as in :func:`linear_cross_entropy_and_complement`."""
     prep = _prepare(
-        hidden, weight, target, bias, ignore_index, reduction, chunk_size, memory_budget_bytes, backend,
+        hidden,
+        weight,
+        target,
+        bias,
+        ignore_index,
+        reduction,
+        chunk_size,
+        memory_budget_bytes,
+        backend,
         "linear_cross_entropy",
     )
     return _single_term(prep, weight, bias, "ce", lambda ce: ce, reduction)
@@ -579,7 +615,15 @@ def linear_complement_entropy(
     as in :func:`linear_cross_entropy_and_complement`."""
     normalization = _check_complement("entropy", 0.0, normalization)
     prep = _prepare(
-        hidden, weight, target, bias, ignore_index, reduction, chunk_size, memory_budget_bytes, backend,
+        hidden,
+        weight,
+        target,
+        bias,
+        ignore_index,
+        reduction,
+        chunk_size,
+        memory_budget_bytes,
+        backend,
         "linear_complement_entropy",
     )
     scale = -1.0 / _normalizer(normalization, prep.num_classes)
@@ -606,7 +650,15 @@ def linear_guided_complement_entropy(
     Arguments as in :func:`linear_cross_entropy_and_complement`."""
     normalization = _check_complement("guided", alpha, normalization)
     prep = _prepare(
-        hidden, weight, target, bias, ignore_index, reduction, chunk_size, memory_budget_bytes, backend,
+        hidden,
+        weight,
+        target,
+        bias,
+        ignore_index,
+        reduction,
+        chunk_size,
+        memory_budget_bytes,
+        backend,
         "linear_guided_complement_entropy",
     )
 

@@ -157,5 +157,7 @@ def complement_entropy_rows(logits: Tensor, target: Tensor, weight: float = 1.0,
     with ``reduce``, the sum over rows.
 
     ``target`` must hold valid class indices (replace ignored ones first)."""
-    function = ComplementEntropyFunction if complement_forward_kernel.fuses(logits.numel()) else EagerComplementEntropyFunction
+    function = (
+        ComplementEntropyFunction if complement_forward_kernel.fuses(logits.numel()) else EagerComplementEntropyFunction
+    )
     return function.apply(logits, target, weight, reduce)

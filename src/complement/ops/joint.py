@@ -61,7 +61,9 @@ class JointFunction(torch.autograd.Function):
     weighted and optionally summed like :class:`~complement.ops.complement_entropy.ComplementEntropyFunction`."""
 
     @staticmethod
-    def forward(ctx, logits: Tensor, target: Tensor, ce_weight: float = 1.0, entropy_weight: float = 1.0, reduce: bool = False):
+    def forward(
+        ctx, logits: Tensor, target: Tensor, ce_weight: float = 1.0, entropy_weight: float = 1.0, reduce: bool = False
+    ):
         cross_entropy, entropy, lse, c = joint_forward_kernel(logits, target, numel=logits.numel())
         ctx.save_for_backward(logits, target, lse, c, entropy)
         ctx.weights, ctx.reduce = (ce_weight, entropy_weight), reduce
@@ -70,7 +72,9 @@ class JointFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_ce: Tensor, grad_entropy: Tensor):
         logits, target, lse, c, entropy = ctx.saved_tensors
-        grad_ce, grad_entropy = (rows_grad(g, w, ctx.reduce, logits.shape[0]) for g, w in zip((grad_ce, grad_entropy), ctx.weights))
+        grad_ce, grad_entropy = (
+            rows_grad(g, w, ctx.reduce, logits.shape[0]) for g, w in zip((grad_ce, grad_entropy), ctx.weights)
+        )
         grad = joint_backward_kernel(logits, target, lse, c, entropy, grad_ce, grad_entropy, numel=logits.numel())
         return grad, None, None, None, None
 
@@ -79,7 +83,9 @@ class EagerJointFunction(torch.autograd.Function):
     """``(CE, H)`` per row in probability space; saves ``log_softmax(z)`` and ``q``."""
 
     @staticmethod
-    def forward(ctx, logits: Tensor, target: Tensor, ce_weight: float = 1.0, entropy_weight: float = 1.0, reduce: bool = False):
+    def forward(
+        ctx, logits: Tensor, target: Tensor, ce_weight: float = 1.0, entropy_weight: float = 1.0, reduce: bool = False
+    ):
         z = upcast(logits)
         log_p = z.log_softmax(dim=1)
         cross_entropy = log_p.gather(1, target.unsqueeze(1)).squeeze(1).neg()
@@ -92,10 +98,14 @@ class EagerJointFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_ce: Tensor, grad_entropy: Tensor):
         log_p, q, entropy, target = ctx.saved_tensors
-        grad_ce, grad_entropy = (rows_grad(g, w, ctx.reduce, q.shape[0]) for g, w in zip((grad_ce, grad_entropy), ctx.weights))
+        grad_ce, grad_entropy = (
+            rows_grad(g, w, ctx.reduce, q.shape[0]) for g, w in zip((grad_ce, grad_entropy), ctx.weights)
+        )
         grad = complement_grad_from_probabilities(q, entropy, grad_entropy)
         # + grad_ce * (softmax(z) - onehot(g))
-        grad.addcmul_(log_p.exp(), grad_ce.unsqueeze(1)).scatter_add_(1, target.unsqueeze(1), grad_ce.neg().unsqueeze(1))
+        grad.addcmul_(log_p.exp(), grad_ce.unsqueeze(1)).scatter_add_(
+            1, target.unsqueeze(1), grad_ce.neg().unsqueeze(1)
+        )
         return grad.to(ctx.logits_dtype), None, None, None, None
 
 

@@ -117,7 +117,11 @@ def write_report(
     conv = convergence_table(records, target, used_baseline, fraction)
     note = equal_compute_note(summarize_test(records), final_passes(records))
     missing = [r.label for r in records if r.predictions_path is None]
-    extra = [f"Runs without test predictions (left out of the prediction figures): {', '.join(missing)}."] if missing else []
+    extra = (
+        [f"Runs without test predictions (left out of the prediction figures): {', '.join(missing)}."]
+        if missing
+        else []
+    )
     records_path = save_records(records, out)
     report = write_markdown(out / REPORT_FILE, task_name, command, results, conv, note, written, date, extra)
     console = render_console(results) + "\n\n" + render_console(conv)

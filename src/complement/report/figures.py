@@ -80,10 +80,14 @@ class ProbabilitySummary:
 
     def merge(self, other: ProbabilitySummary) -> ProbabilitySummary:
         if other.rank_sums.shape != self.rank_sums.shape:
-            raise ValueError(f"cannot pool predictions over {self.rank_sums.numel() + 1} and {other.rank_sums.numel() + 1} classes")
+            raise ValueError(
+                f"cannot pool predictions over {self.rank_sums.numel() + 1} and {other.rank_sums.numel() + 1} classes"
+            )
         return ProbabilitySummary(
-            self.histogram + other.histogram, self.rank_sums + other.rank_sums,
-            torch.cat([self.confidence, other.confidence]), torch.cat([self.correct, other.correct]),
+            self.histogram + other.histogram,
+            self.rank_sums + other.rank_sums,
+            torch.cat([self.confidence, other.confidence]),
+            torch.cat([self.correct, other.correct]),
         )
 
 
@@ -94,7 +98,7 @@ def summarize(probs: Tensor, target: Tensor) -> ProbabilitySummary:
     rank_sums = torch.zeros(num_classes - 1, dtype=torch.float64)
     step = max(1, SUMMARY_CHUNK_ELEMENTS // max(num_classes, 1))
     for start in range(0, probs.shape[0], step):
-        wrong = non_target(probs[start:start + step].double(), target[start:start + step])
+        wrong = non_target(probs[start : start + step].double(), target[start : start + step])
         histogram += torch.histogram(wrong.flatten().clamp(PROB_FLOOR, 1.0), bins=HISTOGRAM_EDGES).hist
         rank_sums += wrong.sort(dim=1, descending=True).values.sum(0)
     confidence, predicted = probs.max(dim=1)
@@ -115,10 +119,19 @@ def plot_non_target_probabilities(
         # Each example's wrong-class probabilities, largest first, averaged rank by rank.
         ranked = (summary.rank_sums / max(summary.rows, 1)).numpy()
         rank_ax.plot(np.arange(1, ranked.size + 1), ranked, marker="o", ms=3, label=method, **styles[method])
-    hist_ax.set(xscale="log", yscale="log", xlabel="probability given to a wrong class",
-                ylabel="share of (example, wrong class) pairs", title="Wrong-class probabilities (test set)")
-    rank_ax.set(yscale="log", xlabel="rank among the wrong classes (1 = most probable)",
-                ylabel="mean probability", title="Sorted wrong-class probabilities")
+    hist_ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="probability given to a wrong class",
+        ylabel="share of (example, wrong class) pairs",
+        title="Wrong-class probabilities (test set)",
+    )
+    rank_ax.set(
+        yscale="log",
+        xlabel="rank among the wrong classes (1 = most probable)",
+        ylabel="mean probability",
+        title="Sorted wrong-class probabilities",
+    )
     rank_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in (hist_ax, rank_ax):
         ax.grid(alpha=0.3, which="major")
@@ -148,7 +161,9 @@ def expected_calibration_error_from_bins(count: np.ndarray, accuracy: np.ndarray
 
 
 def plot_reliability(
-    predictions: dict[str, ProbabilitySummary], path: str | os.PathLike, n_bins: int = ECE_BINS,
+    predictions: dict[str, ProbabilitySummary],
+    path: str | os.PathLike,
+    n_bins: int = ECE_BINS,
     styles: dict[str, dict[str, str]] | None = None,
 ) -> Path:
     """One reliability diagram per method, side by side (4 per row)."""
@@ -163,15 +178,31 @@ def plot_reliability(
         count, accuracy, mean_conf = reliability_bins(summary, n_bins)
         ece = expected_calibration_error_from_bins(count, accuracy, mean_conf)
         filled = count > 0
-        ax.bar(centers[filled], accuracy[filled], width=width, color=styles[method]["color"], edgecolor="black", lw=0.5,
-               label="accuracy per bin")
+        ax.bar(
+            centers[filled],
+            accuracy[filled],
+            width=width,
+            color=styles[method]["color"],
+            edgecolor="black",
+            lw=0.5,
+            label="accuracy per bin",
+        )
         # The miscalibration of each bin: from its accuracy up (or down) to its mean confidence.
-        ax.bar(centers[filled], (mean_conf - accuracy)[filled], bottom=accuracy[filled], width=width,
-               fill=False, hatch="///", edgecolor="tab:red", lw=0.8, label="gap to mean confidence")
+        ax.bar(
+            centers[filled],
+            (mean_conf - accuracy)[filled],
+            bottom=accuracy[filled],
+            width=width,
+            fill=False,
+            hatch="///",
+            edgecolor="tab:red",
+            lw=0.8,
+            label="gap to mean confidence",
+        )
         ax.plot([0, 1], [0, 1], ls="--", color="black", lw=1, label="perfect calibration")
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (max probability)", title=f"{method}: ECE = {ece:.4f}")
         ax.set_aspect("equal")
-    for ax in axes[len(predictions):]:
+    for ax in axes[len(predictions) :]:
         ax.set_visible(False)
     for ax in axes[::columns]:
         ax.set_ylabel("accuracy")
@@ -183,7 +214,10 @@ def plot_reliability(
 
 
 def plot_learning_curves(
-    curves: dict[str, list], path: str | os.PathLike, target: float | None = None, styles: dict[str, dict[str, str]] | None = None,
+    curves: dict[str, list],
+    path: str | os.PathLike,
+    target: float | None = None,
+    styles: dict[str, dict[str, str]] | None = None,
 ) -> Path:
     """``curves``: ``{method: [RunRecord, ...]}``; ``target``: a val_acc level drawn as a dashed line."""
     styles = styles or method_styles(list(curves))

@@ -47,15 +47,22 @@ def equal_compute_note(summary: dict[str, dict[str, Stat]], passes: dict[str, St
         "Training passes per run (mean): " + ", ".join(f"`{m}` {s.format(0)}" for m, s in passes.items()) + ".",
         "",
     ]
-    if "cot" in passes and "ce_2x" in passes and abs(passes["cot"].mean - passes["ce_2x"].mean) > 0.01 * passes["cot"].mean:
-        lines += [f"Note: `ce_2x` ran {passes['ce_2x'].mean:.0f} passes and `cot` {passes['cot'].mean:.0f}; "
-                  "the budgets differ, so `ce_2x` is not an exact equal-compute baseline here.", ""]
+    if (
+        "cot" in passes
+        and "ce_2x" in passes
+        and abs(passes["cot"].mean - passes["ce_2x"].mean) > 0.01 * passes["cot"].mean
+    ):
+        lines += [
+            f"Note: `ce_2x` ran {passes['ce_2x'].mean:.0f} passes and `cot` {passes['cot'].mean:.0f}; "
+            "the budgets differ, so `ce_2x` is not an exact equal-compute baseline here.",
+            "",
+        ]
     have = {method for method, stats in summary.items() if KEY in stats}
     others = [m for m in summary if m not in BASELINES and m in have]
     if not others:
         return "\n".join(lines + [f"No method besides the baselines reports `{KEY}`; nothing to compare."])
     if "ce_2x" not in have:
-        lines += ["No `ce_2x` runs: these results cannot separate \"COT helps\" from \"more steps help\".", ""]
+        lines += ['No `ce_2x` runs: these results cannot separate "COT helps" from "more steps help".', ""]
     for method in others:
         verdicts = {}
         for base in BASELINES:
@@ -116,7 +123,7 @@ def write_markdown(
         "",
         render_markdown(convergence),
         "",
-        "\"Passes\" counts forward+backward passes over training batches: one per batch for a CE epoch, two for COT.",
+        '"Passes" counts forward+backward passes over training batches: one per batch for a CE epoch, two for COT.',
         "",
         "## Equal-compute baseline",
         "",

@@ -116,13 +116,17 @@ def load_predictions(record: RunRecord) -> tuple[Tensor, Tensor]:
     if target.is_floating_point() or target.dtype == torch.bool:
         raise ValueError(f"{record.label}: 'target' must hold integer class indices; got dtype {target.dtype}")
     probs, target = probs.float(), target.long()
-    if probs.numel() and (probs.min() < 0 or probs.max() > 1 or not torch.allclose(probs.sum(1), torch.ones(1), atol=1e-3)):
+    if probs.numel() and (
+        probs.min() < 0 or probs.max() > 1 or not torch.allclose(probs.sum(1), torch.ones(1), atol=1e-3)
+    ):
         raise ValueError(f"{record.label}: 'probs' rows must be probabilities summing to 1 (save softmax, not logits)")
     num_classes = probs.shape[1]
     if target.numel() and (target.min() < 0 or target.max() >= num_classes):
         raise ValueError(f"{record.label}: 'target' holds classes outside [0, {num_classes - 1}]")
     if record.num_classes is not None and record.num_classes != num_classes:
-        raise ValueError(f"{record.label}: num_classes={record.num_classes} but its predictions have {num_classes} classes")
+        raise ValueError(
+            f"{record.label}: num_classes={record.num_classes} but its predictions have {num_classes} classes"
+        )
     return probs, target
 
 

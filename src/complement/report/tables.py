@@ -205,9 +205,13 @@ def results_table(records: list[RunRecord], digits: int = 4) -> Table:
     return table
 
 
-def convergence_table(records: list[RunRecord], target: float, baseline: str = "ce", fraction: float = DEFAULT_FRACTION) -> Table:
+def convergence_table(
+    records: list[RunRecord], target: float, baseline: str = "ce", fraction: float = DEFAULT_FRACTION
+) -> Table:
     """Epochs and passes to reach ``target`` val_acc, per method."""
-    title = f"Convergence: first epoch with val_acc >= {target:.4f} ({fraction:.0%} of the best mean {baseline} val_acc)"
+    title = (
+        f"Convergence: first epoch with val_acc >= {target:.4f} ({fraction:.0%} of the best mean {baseline} val_acc)"
+    )
     table = Table(["Method", "Seeds reaching", "Epoch", "Passes"], title=title)
     for method, conv in convergence(records, target).items():
         table.rows.append([method, f"{conv.reached}/{conv.seeds}", conv.cell("epoch", 1), conv.cell("passes", 0)])

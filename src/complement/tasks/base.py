@@ -24,8 +24,9 @@ them; ``task_options(name)`` shows a task's options and their defaults.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 from torch.utils.data import Dataset
@@ -142,7 +143,8 @@ def build_task(name: str, **options: Any) -> Task:
     if unknown:
         raise TypeError(f"task {spec.name!r} has no option(s) {unknown}; its options are {accepted}")
     required = [
-        key for key, default in task_options(spec.name).items()
+        key
+        for key, default in task_options(spec.name).items()
         if default is inspect.Parameter.empty and key not in options
     ]
     if required:

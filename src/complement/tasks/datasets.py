@@ -4,8 +4,9 @@
   per-example transform (augmentation).
 * :class:`EncodedDataset` holds pre-tokenized sequences (lists of ids), so tokenization
   happens once up front and a batch only pads.
-* :func:`stack_batch` stacks fixed-size examples; :class:`PadCollator` pads a batch to its longest sequence: ids with the pad id, targets
-  with ``ignore_index``, and builds the attention mask.
+* :func:`stack_batch` stacks fixed-size examples; :class:`PadCollator` pads a batch to its
+  longest sequence: ids with the pad id, targets with ``ignore_index``, and builds the
+  attention mask.
 
 Both datasets keep their labels in ``targets`` (``clean_targets`` too when label noise was
 added) so reports can count classes without iterating.
@@ -13,7 +14,8 @@ added) so reports can count classes without iterating.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor

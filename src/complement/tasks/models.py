@@ -12,7 +12,7 @@ caller seeds (``torch.manual_seed``) before ``task.build_model()``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -38,8 +38,12 @@ class SmallCNN(nn.Module):
         super().__init__()
         height, width_px = (image_size, image_size) if isinstance(image_size, int) else image_size
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
             nn.Flatten(),
         )
         flat = 2 * width * (height // 4) * (width_px // 4)
@@ -90,8 +94,13 @@ class CausalTransformerLM(nn.Module):
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_token_id)
         self.position = nn.Embedding(max_length, d_model)
         layer = nn.TransformerEncoderLayer(
-            d_model, n_heads, dim_feedforward=4 * d_model, dropout=dropout, activation="gelu",
-            batch_first=True, norm_first=True,
+            d_model,
+            n_heads,
+            dim_feedforward=4 * d_model,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
         # nested tensors are for padding masks, which a right-padded causal model does not need
         self.blocks = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)

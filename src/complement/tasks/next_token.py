@@ -25,8 +25,9 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -111,7 +112,9 @@ def build_lm_task(
     max_length = int(max_length or (32 if level == "word" else 128))
     if max_length < 2:
         raise ValueError(f"max_length must be >= 2; got {max_length}")
-    split = split_indices(len(texts), seed=seed, train_size=train_size, val_size=val_size, test_size=test_size, name=name)
+    split = split_indices(
+        len(texts), seed=seed, train_size=train_size, val_size=val_size, test_size=test_size, name=name
+    )
     used = torch.cat([split.train, split.val, split.test]).tolist()
     pieces = {i: split_text(texts[i], level, lowercase) for i in used}  # only the documents kept
     vocabulary = build_vocabulary([pieces[i] for i in split.train.tolist()], int(vocab_size))
@@ -146,8 +149,12 @@ def build_lm_task(
         # tweets_lm: validation NLL ~3.7 (perplexity ~40, 29% top-1) after 6 epochs of 10k tweets
         defaults={"optimizer": "adamw", "lr": 2e-3, "batch_size": 64, "max_epochs": 5, "weight_decay": 0.01},
         info={
-            **info, "level": level, "max_length": max_length, "documents": len(texts),
-            "train_tokens": len(train_targets), "train_unk_rate": float((train_targets == UNK).float().mean()),
+            **info,
+            "level": level,
+            "max_length": max_length,
+            "documents": len(texts),
+            "train_tokens": len(train_targets),
+            "train_unk_rate": float((train_targets == UNK).float().mean()),
             "split": split.as_lists(),
         },
     )
@@ -175,9 +182,21 @@ def tweets_lm(
     path = tweets_path()
     records = drop_repeats(tweet_records(), "text")
     return build_lm_task(
-        name="tweets_lm", texts=[r.values["text"] for r in records], seed=seed, level=level, vocab_size=vocab_size,
-        max_length=max_length, lowercase=lowercase, train_size=train_size, val_size=val_size, test_size=test_size,
-        model=model, d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=dropout,
+        name="tweets_lm",
+        texts=[r.values["text"] for r in records],
+        seed=seed,
+        level=level,
+        vocab_size=vocab_size,
+        max_length=max_length,
+        lowercase=lowercase,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=test_size,
+        model=model,
+        d_model=d_model,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        dropout=dropout,
         info={"source": str(path)},
     )
 
@@ -206,8 +225,20 @@ def text_file_lm(
     check_lm_options(level, vocab_size, model)
     records = read_documents(data_path, text_column, encoding)
     return build_lm_task(
-        name="text_file_lm", texts=[r.values[text_column] for r in records], seed=seed, level=level,
-        vocab_size=vocab_size, max_length=max_length, lowercase=lowercase, train_size=train_size,
-        val_size=val_size, test_size=test_size, model=model, d_model=d_model, n_layers=n_layers,
-        n_heads=n_heads, dropout=dropout, info={"source": str(data_path)},
+        name="text_file_lm",
+        texts=[r.values[text_column] for r in records],
+        seed=seed,
+        level=level,
+        vocab_size=vocab_size,
+        max_length=max_length,
+        lowercase=lowercase,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=test_size,
+        model=model,
+        d_model=d_model,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        dropout=dropout,
+        info={"source": str(data_path)},
     )

@@ -13,9 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -151,7 +152,9 @@ def _read_jsonl(path: Path, text: str, columns: Sequence[str], optional: Sequenc
         values = {c: obj[c] for c in columns}
         for key, value in values.items():
             if isinstance(value, (dict, list)) or value is None:
-                raise ValueError(f"{path.name} line {number}: {key!r} must be a string or a number, got {_short(value)}")
+                raise ValueError(
+                    f"{path.name} line {number}: {key!r} must be a string or a number, got {_short(value)}"
+                )
         values = {k: str(v) for k, v in values.items()}
         _check_values(path, number, values)
         values.update({c: "" if obj.get(c) is None else str(obj[c]) for c in optional})

@@ -16,8 +16,9 @@ Sizes are counts (``int``) or fractions (``float`` in (0, 1)): ``val_size`` and
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -177,8 +178,14 @@ def split_classification(
     label_noise = check_label_noise(label_noise)
     num_classes = len(class_names)
     split = split_indices(
-        labels, seed=seed, train_size=train_size, val_size=val_size, test_size=test_size, name=name,
-        val_source=val_labels, test_source=test_labels,
+        labels,
+        seed=seed,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=test_size,
+        name=name,
+        val_source=val_labels,
+        test_source=test_labels,
     )
     train = split.train
     available = torch.bincount(labels[train], minlength=num_classes)

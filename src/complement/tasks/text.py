@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -134,8 +135,16 @@ def build_text_task(
             recs, fname = given
             extra[split_name] = (recs, encode_labels(recs, label_column, class_names, fname, what))
     split = split_classification(
-        targets, class_names, seed=seed, train_size=train_size, val_size=val_size, test_size=test_size,
-        few_shot=few_shot, imbalance=imbalance, label_noise=label_noise, name=name,
+        targets,
+        class_names,
+        seed=seed,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=test_size,
+        few_shot=few_shot,
+        imbalance=imbalance,
+        label_noise=label_noise,
+        name=name,
         val_labels=extra["val"][1] if "val" in extra else None,
         test_labels=extra["test"][1] if "test" in extra else None,
     )
@@ -191,10 +200,23 @@ def tweets(
         if not records:
             raise ValueError(f"no tweet has confidence >= {min_confidence}; lower min_confidence")
     return build_text_task(
-        name="tweets", records=records, text_column="text", label_column="sentiment", file_name=path.name,
-        labels=None, seed=seed, train_size=train_size, val_size=val_size, test_size=test_size,
-        max_length=max_length, model_path=model_path, label_noise=label_noise, imbalance=imbalance,
-        few_shot=few_shot, defaults=dict(TEXT_DEFAULTS), info={"source": str(path), "examples": len(records)},
+        name="tweets",
+        records=records,
+        text_column="text",
+        label_column="sentiment",
+        file_name=path.name,
+        labels=None,
+        seed=seed,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=test_size,
+        max_length=max_length,
+        model_path=model_path,
+        label_noise=label_noise,
+        imbalance=imbalance,
+        few_shot=few_shot,
+        defaults=dict(TEXT_DEFAULTS),
+        info={"source": str(path), "examples": len(records)},
     )
 
 
@@ -233,13 +255,28 @@ def text_file(
         if path is not None:
             given[split_name] = (read_records(path, columns, encoding, delimiter), Path(path).name)
     return build_text_task(
-        name="text_file", records=records, text_column=text_column, label_column=label_column,
-        file_name=Path(data_path).name, labels=labels, seed=seed, train_size=train_size,
+        name="text_file",
+        records=records,
+        text_column=text_column,
+        label_column=label_column,
+        file_name=Path(data_path).name,
+        labels=labels,
+        seed=seed,
+        train_size=train_size,
         val_size=val_size if val_size is not None or val_path is not None else 0.1,
         test_size=test_size if test_size is not None or test_path is not None else 0.2,
-        max_length=max_length, model_path=model_path, label_noise=label_noise, imbalance=imbalance,
-        few_shot=few_shot, defaults=dict(TEXT_DEFAULTS),
-        info={"source": str(data_path), "val_source": str(val_path) if val_path else None,
-              "test_source": str(test_path) if test_path else None, "examples": len(records)},
-        val=given.get("val"), test=given.get("test"),
+        max_length=max_length,
+        model_path=model_path,
+        label_noise=label_noise,
+        imbalance=imbalance,
+        few_shot=few_shot,
+        defaults=dict(TEXT_DEFAULTS),
+        info={
+            "source": str(data_path),
+            "val_source": str(val_path) if val_path else None,
+            "test_source": str(test_path) if test_path else None,
+            "examples": len(records),
+        },
+        val=given.get("val"),
+        test=given.get("test"),
     )

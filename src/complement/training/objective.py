@@ -22,8 +22,9 @@ logits and every phase runs the chunked "linear + loss" op of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -157,10 +158,14 @@ class CotObjective:
         """The same phases on ``LinearLogits`` through the chunked ops (exact, never N x V)."""
         from ..ops import chunked_linear as fused
 
-        if self.primary_name != "cross_entropy" or self.complement_name not in ("complement_entropy", "guided_complement_entropy"):
+        if self.primary_name != "cross_entropy" or self.complement_name not in (
+            "complement_entropy",
+            "guided_complement_entropy",
+        ):
             raise ValueError(
                 "the chunked LinearLogits path supports cross-entropy with complement_entropy or "
-                f"guided_complement_entropy; got primary {self.primary_name!r} and complement {self.complement_name!r}. "
+                f"guided_complement_entropy; got primary {self.primary_name!r} and complement "
+                f"{self.complement_name!r}. "
                 "Return materialized logits for other losses."
             )
         hidden, target = flatten_class_last(head.hidden, target)
@@ -180,6 +185,8 @@ class CotObjective:
             ce = fused.linear_cross_entropy(*args, **common)
             return PhaseLoss(ce, {"train_loss": ce.detach()})
         extra = {"complement": "guided", "alpha": self.complement_fn.alpha} if guided else {}
-        ce, complement = fused.linear_cross_entropy_and_complement(*args, normalization=normalization, **common, **extra)
+        ce, complement = fused.linear_cross_entropy_and_complement(
+            *args, normalization=normalization, **common, **extra
+        )
         total = ce.add(complement, alpha=self.complement_weight)  # one autograd node
         return PhaseLoss(total, {"train_loss": ce.detach(), "cot_loss": complement.detach(), "loss": total.detach()})

@@ -15,7 +15,8 @@ which clips, steps the phase's optimizer and zeroes the gradients.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor

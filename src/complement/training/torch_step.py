@@ -14,7 +14,8 @@ before clipping.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +25,9 @@ from .stepper import CotStepper, split_batch
 
 
 def default_logits_and_target(model: nn.Module, batch: Any) -> tuple[Tensor, Tensor]:
-    inputs, target = split_batch(batch, "Pass logits_and_target=... to tell COT how to get (logits, target) from your batches.")
+    inputs, target = split_batch(
+        batch, "Pass logits_and_target=... to tell COT how to get (logits, target) from your batches."
+    )
     return model(inputs), target
 
 
@@ -62,14 +65,24 @@ class CotStep:
         self.model = model
         self.ce_optimizer, self.complement_optimizer = split_optimizers(optimizers)
         self.objective = CotObjective(
-            mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs, primary_loss, primary_loss_kwargs
+            mode,
+            complement_loss,
+            complement_weight,
+            ignore_index,
+            complement_loss_kwargs,
+            primary_loss,
+            primary_loss_kwargs,
         )
         self.logits_and_target = logits_and_target
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
         self.scaler = scaler
         self._stepper = CotStepper(
-            self.objective, lambda batch, phase: self.logits_and_target(self.model, batch), self._backward, self._step, check_finite
+            self.objective,
+            lambda batch, phase: self.logits_and_target(self.model, batch),
+            self._backward,
+            self._step,
+            check_finite,
         )
 
     def _backward(self, loss: Tensor) -> None:
