@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _common import DOCS, machine, peak_extra_bytes, write_section
 
 import complement
-from complement.ops import (
+from complement.losses.linear import (
     linear_complement_entropy,
     linear_cross_entropy,
     linear_cross_entropy_and_complement,

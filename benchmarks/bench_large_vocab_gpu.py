@@ -10,10 +10,10 @@ language-model heads), gradients for hidden and W. Rows:
 
 - CE + complement (COT's joint loss): torch eager on materialized logits
   (``F.cross_entropy`` + the authors' complement formula), the same under
-  ``torch.compile``, and ``complement.ops.linear_cross_entropy_and_complement`` with
+  ``torch.compile``, and ``complement.linear_cross_entropy_and_complement`` with
   the Triton backend and with the torch backend.
 - CE only (COT's first step; what the other libraries compute): torch eager,
-  ``torch.compile``, ``complement.ops.linear_cross_entropy`` (Triton), and, when
+  ``torch.compile``, ``complement.linear_cross_entropy`` (Triton), and, when
   installed, Liger-Kernel's ``LigerFusedLinearCrossEntropyLoss`` and Apple's
   cut-cross-entropy ``linear_cross_entropy``.
 
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _common import write_section
 
-from complement.ops import linear_cross_entropy, linear_cross_entropy_and_complement
+from complement.losses.linear import linear_cross_entropy, linear_cross_entropy_and_complement
 from references import authors_complement_entropy
 
 HIDDEN = 4096

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from complement.ops import (
+from complement.losses.linear import (
     linear_complement_entropy,
     linear_cross_entropy,
     linear_cross_entropy_and_complement,

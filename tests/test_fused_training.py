@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from complement.training import CotObjective, CotStep, LinearLogits
+from complement.training import CotConfig, CotObjective, CotStep, LinearLogits
 from tiny import assert_same_parameters
 
 
@@ -99,8 +99,14 @@ def test_cot_module_trains_on_linear_logits_like_on_materialized_logits():
 
 def test_linear_logits_refuses_losses_it_does_not_fuse():
     head = LinearLogits(torch.zeros(2, 3), torch.zeros(5, 3))
-    with pytest.raises(ValueError, match="chunked LinearLogits path supports"):
-        CotObjective("off", primary_loss="focal").phase_loss("ce", head, torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="loss 'focal' has no chunked twin for LinearLogits"):
+        CotObjective(CotConfig(mode="off", primary_loss="focal")).phase_loss(
+            "ce", head, torch.zeros(2, dtype=torch.long)
+        )
+    with pytest.raises(ValueError, match="is a callable, which has no chunked twin"):
+        CotObjective(CotConfig(complement_loss=lambda z, t: z.sum())).phase_loss(
+            "complement", head, torch.zeros(2, dtype=torch.long)
+        )
 
 
 def test_cot_trainer_fused_lm_head_equals_unfused_causal_lm(tmp_path):

@@ -21,12 +21,12 @@ import torch.nn.functional as F
 
 triton = pytest.importorskip("triton")
 
-from complement.ops import (  # noqa: E402
+from complement.losses.linear import (  # noqa: E402
     linear_cross_entropy,
     linear_cross_entropy_and_complement,
     linear_guided_complement_entropy,
-    triton_loss,
 )
+from complement.ops import triton_loss  # noqa: E402
 from references import complement_entropy_per_row  # noqa: E402
 
 interpreter = pytest.mark.skipif(

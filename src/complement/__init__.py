@@ -23,6 +23,10 @@ from .losses import (
     focal_loss,
     get_loss,
     guided_complement_entropy,
+    linear_complement_entropy,
+    linear_cross_entropy,
+    linear_cross_entropy_and_complement,
+    linear_guided_complement_entropy,
 )
 
 __version__ = "0.1.0"
@@ -40,4 +44,8 @@ __all__ = [
     "focal_loss",
     "get_loss",
     "guided_complement_entropy",
+    "linear_complement_entropy",
+    "linear_cross_entropy",
+    "linear_cross_entropy_and_complement",
+    "linear_guided_complement_entropy",
 ]

@@ -1,17 +1,27 @@
-"""Argument checks and shape handling shared by every loss.
+"""The base layer: argument checks, shape rules and the loss family's shared rules.
+
+Every other layer may import this module; it imports nothing of the package.
 
 The conventions are those of ``torch.nn.functional.cross_entropy``: logits of
 shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)`` with integer targets of shape
 ``()``, ``(N,)`` or ``(N, d1, ...)``; ``ignore_index`` marks targets that do not
 count; ``reduction`` is ``"mean"`` (over kept targets), ``"sum"`` or ``"none"``.
+
+The complement entropy's normalizations (:func:`normalizer`) and the checks of each
+loss's hyper-parameters live here too, so the losses, their chunked twins and the
+metrics apply one rule each.
 """
 
 from __future__ import annotations
+
+import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
+NORMALIZATIONS = ("classes", "complement_classes", "log_classes", "max_entropy", "none")
 
 
 def check_reduction(reduction: str) -> None:
@@ -133,3 +143,69 @@ def reduce_rows(per_row: Tensor, kept: Tensor | None, reduction: str, target_sha
     if reduction == "sum":
         return total
     return total / kept.sum().clamp(min=1).to(total.dtype)
+
+
+# ---------------------------------------------------------------- the loss family's rules
+
+
+def normalizer(normalization: str, num_classes: int) -> float:
+    """The divisor ``Z`` of the complement entropy for ``num_classes`` classes
+    (see :mod:`complement.losses.complement_entropy` for the table)."""
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    k = num_classes
+    return {
+        "classes": float(k),
+        "complement_classes": float(k - 1),
+        "log_classes": math.log(k),
+        "max_entropy": math.log(k - 1) if k > 2 else 1.0,  # H is identically 0 when K = 2
+        "none": 1.0,
+    }[normalization]
+
+
+def check_alpha(alpha: float) -> None:
+    if not alpha >= 0:
+        raise ValueError(f"alpha must be >= 0 (the exponent of the guiding factor p_g ** alpha); got {alpha}")
+
+
+def check_gamma(gamma: float) -> None:
+    if not gamma >= 0:
+        raise ValueError(f"gamma must be >= 0 (the focusing exponent); got {gamma}")
+
+
+def check_balancing_factor(balancing_factor: float) -> None:
+    if not balancing_factor >= 0:
+        raise ValueError(
+            f"balancing_factor must be >= 0; got {balancing_factor}. The complement term is "
+            "-balancing_factor * H / (K - 1), which raises complement entropy for a non-negative "
+            "factor; a negative one would lower it (the sign bug of some public versions)."
+        )
+
+
+def check_class_count(num_classes: int | None, input: Tensor, loss_name: str) -> None:
+    """A Module built with ``num_classes`` refuses logits with another class count."""
+    actual = input.shape[0] if input.dim() == 1 else input.shape[1] if input.dim() >= 2 else None
+    if num_classes is not None and actual is not None and actual != num_classes:
+        raise ValueError(
+            f"{loss_name} was built with num_classes={num_classes}, but the logits have {actual} classes "
+            f"(shape {tuple(input.shape)}); the label set does not match the model's output layer."
+        )
+
+
+class Prepared(NamedTuple):
+    """Logits ``(M, K)``, targets with ignored entries replaced by 0, the kept mask (``None``:
+    every row kept) and the target's shape, for ``reduction="none"``."""
+
+    logits: Tensor
+    target: Tensor
+    kept: Tensor | None
+    target_shape: torch.Size
+
+
+def prepare(input: Tensor, target: Tensor, ignore_index: int, reduction: str, loss_name: str) -> Prepared:
+    """Validate a loss's logits, targets and reduction; flatten them to rows."""
+    check_reduction(reduction)
+    logits, flat_target, target_shape = flatten_logits(input, target, loss_name)
+    check_num_classes(logits.shape[1], loss_name)
+    may_ignore = check_targets(flat_target, logits.shape[1], ignore_index, loss_name)
+    kept, safe_target = split_ignored(flat_target, ignore_index, may_ignore)
+    return Prepared(logits, safe_target, kept, target_shape)

@@ -40,8 +40,8 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from .losses.complement_entropy import normalizer
-from .ops import complement_entropy_rows
+from ._validation import normalizer
+from .losses import complement_entropy
 
 METRIC_NAMES = ("acc", "precision", "nll", "ece", "complement_entropy")
 ECE_BINS = 15
@@ -84,7 +84,8 @@ def _nll_sum(logits: Tensor, target: Tensor) -> Tensor:
 def _complement_entropy_sum(logits: Tensor, target: Tensor) -> Tensor:
     # normalizer("max_entropy", K) is log(K - 1), and 1 for K = 2 where H is identically 0.
     scale = normalizer("max_entropy", logits.shape[-1])
-    return complement_entropy_rows(logits.float(), target).sum() / scale
+    entropy = complement_entropy(logits.float(), target, reduction="none", normalization="none").neg()
+    return entropy.sum() / scale
 
 
 def _mean(total: Tensor, count: Tensor) -> Tensor:

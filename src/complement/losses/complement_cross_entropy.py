@@ -19,18 +19,16 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .._validation import check_reduction, reduce_rows, reduction_factor
+from .._validation import (
+    check_balancing_factor,
+    check_class_count,
+    check_reduction,
+    normalizer,
+    prepare,
+    reduce_rows,
+    reduction_factor,
+)
 from ..ops.joint import cross_entropy_and_complement_entropy_rows
-from .complement_entropy import check_class_count, normalizer, prepare
-
-
-def _check_balancing_factor(balancing_factor: float) -> None:
-    if not balancing_factor >= 0:
-        raise ValueError(
-            f"balancing_factor must be >= 0; got {balancing_factor}. The complement term is "
-            "-balancing_factor * H / (K - 1), which raises complement entropy for a non-negative "
-            "factor; a negative one would lower it (the sign bug of some public versions)."
-        )
 
 
 def complement_cross_entropy(
@@ -41,7 +39,7 @@ def complement_cross_entropy(
     reduction: str = "mean",
 ) -> Tensor:
     """``CE - balancing_factor * H(q) / (K - 1)`` from one pass over the logits."""
-    _check_balancing_factor(balancing_factor)
+    check_balancing_factor(balancing_factor)
     logits, safe_target, kept, target_shape = prepare(
         input, target, ignore_index, reduction, "complement_cross_entropy"
     )
@@ -67,7 +65,7 @@ class ComplementCrossEntropy(nn.Module):
         reduction: str = "mean",
     ):
         super().__init__()
-        _check_balancing_factor(balancing_factor)
+        check_balancing_factor(balancing_factor)
         check_reduction(reduction)
         self.balancing_factor = balancing_factor
         self.num_classes = num_classes

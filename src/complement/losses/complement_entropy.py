@@ -37,46 +37,23 @@ class excludes that class from the complement.
 
 from __future__ import annotations
 
-import math
-
 from torch import Tensor, nn
 
 from .._validation import (
+    NORMALIZATIONS,
     check_choice,
+    check_class_count,
     check_num_classes,
     check_reduction,
-    check_targets,
-    flatten_logits,
+    normalizer,
+    prepare,
     reduce_rows,
     reduction_factor,
-    split_ignored,
 )
 from ..ops.complement_entropy import complement_entropy_rows
+from .joint import cross_entropy_and_complement_entropy
 
-NORMALIZATIONS = ("classes", "complement_classes", "log_classes", "max_entropy", "none")
-
-
-def normalizer(normalization: str, num_classes: int) -> float:
-    """The divisor ``Z`` of the complement entropy for ``num_classes`` classes."""
-    check_choice("normalization", normalization, NORMALIZATIONS)
-    k = num_classes
-    return {
-        "classes": float(k),
-        "complement_classes": float(k - 1),
-        "log_classes": math.log(k),
-        "max_entropy": math.log(k - 1) if k > 2 else 1.0,  # H is identically 0 when K = 2
-        "none": 1.0,
-    }[normalization]
-
-
-def prepare(input: Tensor, target: Tensor, ignore_index: int, reduction: str, loss_name: str):
-    """Validate arguments; return ``(logits (M, K), safe target, kept mask or None, target shape)``."""
-    check_reduction(reduction)
-    logits, flat_target, target_shape = flatten_logits(input, target, loss_name)
-    check_num_classes(logits.shape[1], loss_name)
-    may_ignore = check_targets(flat_target, logits.shape[1], ignore_index, loss_name)
-    kept, safe_target = split_ignored(flat_target, ignore_index, may_ignore)
-    return logits, safe_target, kept, target_shape
+__all__ = ["NORMALIZATIONS", "ComplementEntropy", "complement_entropy"]
 
 
 def complement_entropy(
@@ -132,14 +109,12 @@ class ComplementEntropy(nn.Module):
         check_class_count(self.num_classes, input, type(self).__name__)
         return complement_entropy(input, target, self.ignore_index, self.reduction, self.normalization)
 
+    def with_cross_entropy(self, input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """``(cross_entropy, this loss)`` from one read of the logits (COT's joint mode)."""
+        check_class_count(self.num_classes, input, type(self).__name__)
+        return cross_entropy_and_complement_entropy(
+            input, target, self.ignore_index, self.reduction, self.normalization
+        )
+
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, reduction={self.reduction!r}, normalization={self.normalization!r}"
-
-
-def check_class_count(num_classes: int | None, input: Tensor, loss_name: str) -> None:
-    actual = input.shape[0] if input.dim() == 1 else input.shape[1] if input.dim() >= 2 else None
-    if num_classes is not None and actual is not None and actual != num_classes:
-        raise ValueError(
-            f"{loss_name} was built with num_classes={num_classes}, but the logits have {actual} classes "
-            f"(shape {tuple(input.shape)}); the label set does not match the model's output layer."
-        )

@@ -16,13 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_num_classes, check_reduction, check_targets, flatten_logits, split_ignored
+from .._validation import check_gamma, check_num_classes, check_reduction, check_targets, flatten_logits, split_ignored
 from ..ops.complement_entropy import upcast
-
-
-def _check_gamma(gamma: float) -> None:
-    if not gamma >= 0:
-        raise ValueError(f"gamma must be >= 0 (the focusing exponent); got {gamma}")
 
 
 def focal_loss(
@@ -34,7 +29,7 @@ def focal_loss(
     reduction: str = "mean",
 ) -> Tensor:
     """``-(1 - p_g)^gamma * log p_g`` with ``F.cross_entropy``'s conventions."""
-    _check_gamma(gamma)
+    check_gamma(gamma)
     check_reduction(reduction)
     logits, flat_target, target_shape = flatten_logits(input, target, "focal_loss")
     num_classes = logits.shape[1]
@@ -63,7 +58,7 @@ class FocalLoss(nn.Module):
         self, gamma: float = 2.0, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"
     ):
         super().__init__()
-        _check_gamma(gamma)
+        check_gamma(gamma)
         check_reduction(reduction)
         self.gamma = gamma
         self.register_buffer("weight", weight)

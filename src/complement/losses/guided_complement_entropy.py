@@ -20,14 +20,17 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .._validation import check_choice, check_reduction, reduce_rows
+from .._validation import (
+    NORMALIZATIONS,
+    check_alpha,
+    check_choice,
+    check_class_count,
+    check_reduction,
+    normalizer,
+    prepare,
+    reduce_rows,
+)
 from ..ops.joint import cross_entropy_and_complement_entropy_rows
-from .complement_entropy import NORMALIZATIONS, check_class_count, normalizer, prepare
-
-
-def _check_alpha(alpha: float) -> None:
-    if not alpha >= 0:
-        raise ValueError(f"alpha must be >= 0 (the exponent of the guiding factor p_g ** alpha); got {alpha}")
 
 
 def guided_complement_entropy(
@@ -39,7 +42,7 @@ def guided_complement_entropy(
     normalization: str = "log_classes",
 ) -> Tensor:
     """Guided complement entropy ``-p_g^alpha * H(q) / Z`` (see the module docstring)."""
-    _check_alpha(alpha)
+    check_alpha(alpha)
     check_choice("normalization", normalization, NORMALIZATIONS)
     logits, safe_target, kept, target_shape = prepare(
         input, target, ignore_index, reduction, "guided_complement_entropy"
@@ -62,7 +65,7 @@ class GuidedComplementEntropy(nn.Module):
         normalization: str = "log_classes",
     ):
         super().__init__()
-        _check_alpha(alpha)
+        check_alpha(alpha)
         check_reduction(reduction)
         check_choice("normalization", normalization, NORMALIZATIONS)
         self.alpha = alpha

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .._validation import check_choice, reduce_rows, reduction_factor
+from .._validation import NORMALIZATIONS, check_choice, normalizer, prepare, reduce_rows, reduction_factor
 from ..ops.joint import cross_entropy_and_complement_entropy_rows
-from .complement_entropy import NORMALIZATIONS, normalizer, prepare
 
 
 def cross_entropy_and_complement_entropy(

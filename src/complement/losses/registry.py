@@ -4,6 +4,15 @@
 aliases (``cot``, ``gce``, ``cce``, ``ce``, ``ls``). Each entry says whether it is a
 *complement objective* (used as COT's second step) or a *primary* loss (trained alone).
 Cross-entropy and label smoothing are torch's own ``nn.CrossEntropyLoss``.
+
+An entry may name its *chunked twin*: a Module with the same arguments whose
+``forward(hidden, weight, target, bias=None)`` computes the loss of the output layer's
+logits without materializing them (:mod:`complement.losses.linear`).
+``get_chunked_loss(name, **kwargs)`` builds it; the training engine asks for it when a
+model returns :class:`~complement.training.LinearLogits`, so it names no loss itself.
+
+A complement loss may also offer ``with_cross_entropy(input, target) -> (ce, loss)``:
+cross-entropy and itself from one read of the logits, which COT's joint mode uses.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from .complement_cross_entropy import ComplementCrossEntropy
 from .complement_entropy import ComplementEntropy
 from .focal import FocalLoss
 from .guided_complement_entropy import GuidedComplementEntropy
+from .linear import LinearComplementEntropy, LinearCrossEntropy, LinearGuidedComplementEntropy
 
 
 def _label_smoothing(smoothing: float = 0.1, ignore_index: int = -100, reduction: str = "mean", **kwargs) -> nn.Module:
@@ -28,15 +38,21 @@ class LossSpec:
     factory: Callable[..., nn.Module]
     complement_objective: bool
     summary: str
+    chunked: Callable[..., nn.Module] | None = None  # same arguments; forward(hidden, weight, target, bias)
 
 
 LOSSES: dict[str, LossSpec] = {
-    "complement_entropy": LossSpec(ComplementEntropy, True, "COT's complement entropy (Chen et al., ICLR 2019)"),
+    "complement_entropy": LossSpec(
+        ComplementEntropy, True, "COT's complement entropy (Chen et al., ICLR 2019)", LinearComplementEntropy
+    ),
     "guided_complement_entropy": LossSpec(
-        GuidedComplementEntropy, True, "guided complement entropy (Chen et al., ICCV 2019)"
+        GuidedComplementEntropy,
+        True,
+        "guided complement entropy (Chen et al., ICCV 2019)",
+        LinearGuidedComplementEntropy,
     ),
     "complement_cross_entropy": LossSpec(ComplementCrossEntropy, False, "CE - H/(K-1) (Kim et al., 2021)"),
-    "cross_entropy": LossSpec(nn.CrossEntropyLoss, False, "torch cross-entropy"),
+    "cross_entropy": LossSpec(nn.CrossEntropyLoss, False, "torch cross-entropy", LinearCrossEntropy),
     "label_smoothing": LossSpec(_label_smoothing, False, "cross-entropy with label smoothing 0.1"),
     "focal": LossSpec(FocalLoss, False, "focal loss, gamma 2 (Lin et al., 2017)"),
 }
@@ -65,6 +81,25 @@ def get_loss(name: str, **kwargs) -> nn.Module:
         return spec.factory(**kwargs)
     except TypeError as error:
         raise TypeError(f"loss {name!r} does not accept these arguments {sorted(kwargs)}: {error}") from None
+
+
+def get_chunked_loss(name: str, **kwargs) -> nn.Module:
+    """Build the chunked twin of the loss registered under ``name``, with ``kwargs``."""
+    key = canonical_name(name)
+    spec = LOSSES[key]
+    if spec.chunked is None:
+        have = sorted(n for n, s in LOSSES.items() if s.chunked is not None)
+        raise ValueError(
+            f"loss {name!r} has no chunked twin for LinearLogits (unmaterialized logits); those that have one: "
+            f"{have}. Return materialized logits to train with {name!r}."
+        )
+    try:
+        return spec.chunked(**kwargs)
+    except TypeError as error:
+        raise TypeError(
+            f"the chunked twin of loss {name!r} ({spec.chunked.__name__}) does not accept these arguments "
+            f"{sorted(kwargs)}: {error}. Return materialized logits to use them."
+        ) from None
 
 
 def is_complement_objective(name: str) -> bool:

@@ -22,15 +22,15 @@ from collections.abc import Callable
 
 import torch
 
-MODES = ("auto", "eager", "compiled")
+KERNEL_MODES = ("auto", "eager", "compiled")
 COMPILE_MIN_ELEMENTS = 1 << 16
 ENV_VAR = "COMPLEMENT_KERNELS"
 
 
 def kernel_mode() -> str:
     mode = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
-    if mode not in MODES:
-        raise ValueError(f"{ENV_VAR} must be one of {MODES}; got {mode!r}")
+    if mode not in KERNEL_MODES:
+        raise ValueError(f"{ENV_VAR} must be one of {KERNEL_MODES}; got {mode!r}")
     return mode
 
 

@@ -7,8 +7,8 @@
 - :mod:`complement.hf`: the Hugging Face Transformers front end, ``CotTrainer``.
 """
 
-from .objective import MODES, CotObjective, LinearLogits
+from .objective import MODES, CotConfig, CotObjective, LinearLogits, Phase
 from .stepper import CotStepper
 from .torch_step import CotStep
 
-__all__ = ["MODES", "CotObjective", "CotStep", "CotStepper", "LinearLogits"]
+__all__ = ["MODES", "CotConfig", "CotObjective", "CotStep", "CotStepper", "LinearLogits", "Phase"]

@@ -25,8 +25,8 @@ from typing import Any
 from torch import Tensor, nn
 from transformers import Trainer
 
-from .objective import CotObjective, LinearLogits, LossFn
-from .stepper import check_finite_loss
+from .objective import CotConfig, CotObjective, LinearLogits, LossFn, Phase
+from .stepper import CotStepper
 
 LABELS = "labels"
 
@@ -49,9 +49,23 @@ class CotTrainer(Trainer):
         self.causal_lm = causal_lm
         self.fused_lm_head = fused_lm_head
         self.objective = CotObjective(
-            cot_mode, complement_loss, complement_weight, ignore_index, complement_loss_kwargs
+            CotConfig(
+                mode=cot_mode,
+                complement_loss=complement_loss,
+                complement_weight=complement_weight,
+                ignore_index=ignore_index,
+                complement_loss_kwargs=complement_loss_kwargs,
+            )
         )
         super().__init__(*args, **kwargs)
+        self._stepper = CotStepper(
+            self.objective,
+            self._forward_for_phase,
+            lambda loss: self.accelerator.backward(loss),  # noqa: PLW0108 (looked up per call)
+            self._ce_step,
+            loss_context=self.compute_loss_context_manager,
+        )
+        self._cot_model: nn.Module | None = None  # the (wrapped) model of the current training_step
         self._cot_group: list[dict[str, Any]] = []
         self._cot_log_sums: dict[str, float] = {}
         self._cot_log_count = 0
@@ -80,40 +94,39 @@ class CotTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The first phase's loss (CE, or CE + complement in joint mode); used by evaluation too."""
         logits, target = self.logits_and_target(model, inputs)
-        part = self.objective.phase_loss("ce", logits, target)
+        part = self.objective.phase_loss(Phase.CE, logits, target)
         if return_outputs and isinstance(logits, LinearLogits):
             raise ValueError("fused_lm_head=True computes no logits to return; evaluate with prediction_loss_only=True")
         return (part.loss, {"logits": logits}) if return_outputs else part.loss
 
-    def _phase(self, model: nn.Module, inputs: dict[str, Any], phase: str, scale: float) -> Tensor:
-        with self.compute_loss_context_manager():
-            logits, target = self.logits_and_target(model, inputs)
-            part = self.objective.phase_loss(phase, logits, target)
-        check_finite_loss(phase, part.loss)
-        self.accelerator.backward(part.loss * scale)
-        for name, value in part.logs.items():
-            key = "train_ce_loss" if name == "train_loss" else name
-            self._cot_log_sums[key] = self._cot_log_sums.get(key, 0.0) + float(value) * scale
-        return part.loss.detach() * scale
+    def _forward_for_phase(self, inputs: dict[str, Any], phase: Phase) -> tuple[Tensor | LinearLogits, Tensor]:
+        assert self._cot_model is not None, "set by training_step"
+        return self.logits_and_target(self._cot_model, inputs)
 
     def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch=None) -> Tensor:
+        """Phase 1 on each micro-batch; after the group's last, the CE step and phase 2.
+
+        The Trainer's own loop then clips, makes the group's last step (phase 2's, or the
+        only phase's), steps the scheduler and counts the step."""
         model.train()
+        self._cot_model = model
         inputs = self._prepare_inputs(inputs)
-        scale = 1.0 / self.current_gradient_accumulation_steps
-        loss = self._phase(model, inputs, "ce", scale)
-        if self.objective.mode == "alternate":
+        loss = self._stepper.first_phase(inputs, self.current_gradient_accumulation_steps)
+        if Phase.COMPLEMENT in self.objective.phases:
             self._cot_group.append(inputs)
-            if self.accelerator.sync_gradients:
-                self._ce_step(model)
-                for batch in self._cot_group:
-                    self._phase(model, batch, "complement", 1.0 / len(self._cot_group))
-                self._cot_group = []
         if self.accelerator.sync_gradients:
+            logs = self._stepper.finish(self._cot_group, step_last=False)
+            self._cot_group = []
+            for name, value in logs.items():
+                key = "train_ce_loss" if name == "train_loss" else name
+                self._cot_log_sums[key] = self._cot_log_sums.get(key, 0.0) + float(value)
             self._cot_log_count += 1
         return loss
 
-    def _ce_step(self, model: nn.Module) -> None:
+    def _ce_step(self, phase: Phase) -> None:
         """The CE step, as the Trainer's loop does its own: clip, step, zero."""
+        model = self._cot_model
+        assert phase == Phase.CE and model is not None, "the Trainer's loop makes the group's last step"
         if self.args.max_grad_norm is not None and self.args.max_grad_norm > 0:
             self.accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
         self.optimizer.step()

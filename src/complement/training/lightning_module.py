@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import functools
 import random
-from contextlib import contextmanager
 from typing import Any
 
 import lightning.pytorch as pl
@@ -50,9 +49,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .objective import CotObjective, LinearLogits, LossFn, flatten_class_last
-from .stepper import CotStepper, group_size, split_batch
-from .torch_step import check_clipping, split_optimizers
+from ._lightning_compat import checked_trainer_property, loggers_will_write, step_not_counted
+from .objective import CotConfig, CotObjective, LinearLogits, LossFn, Phase, flatten_class_last
+from .stepper import CotStepper, check_clipping, group_size, split_batch, split_optimizers
 
 RNG_KEY = "complement_rng_states"
 
@@ -70,17 +69,6 @@ def _check_trainer_flags(trainer: pl.Trainer) -> None:
             f"Pass CotModule(gradient_clip_val={trainer.gradient_clip_val}, gradient_clip_algorithm="
             f"{trainer.gradient_clip_algorithm or 'norm'!r}) instead."
         )
-
-
-@contextmanager
-def _not_counted(optimizer):
-    """Step without advancing Lightning's optimizer-step progress (which is global_step)."""
-    before, after = optimizer._on_before_step, optimizer._on_after_step
-    optimizer._on_before_step = optimizer._on_after_step = lambda: None
-    try:
-        yield
-    finally:
-        optimizer._on_before_step, optimizer._on_after_step = before, after
 
 
 PLATEAU_KEYS = ("monitor", "strict")
@@ -219,13 +207,15 @@ class CotModule(pl.LightningModule):
             raise ValueError(f"accumulate_grad_batches must be an integer >= 1; got {accumulate_grad_batches!r}")
         check_clipping(gradient_clip_val, gradient_clip_algorithm)
         self.objective = CotObjective(
-            mode,
-            complement_loss,
-            complement_weight,
-            ignore_index,
-            complement_loss_kwargs,
-            primary_loss,
-            primary_loss_kwargs,
+            CotConfig(
+                mode=mode,
+                complement_loss=complement_loss,
+                complement_weight=complement_weight,
+                ignore_index=ignore_index,
+                complement_loss_kwargs=complement_loss_kwargs,
+                primary_loss=primary_loss,
+                primary_loss_kwargs=primary_loss_kwargs,
+            )
         )
         self.cot_accumulate_grad_batches = accumulate_grad_batches
         self.cot_gradient_clip_val = gradient_clip_val
@@ -267,15 +257,7 @@ class CotModule(pl.LightningModule):
 
     # --- Lightning plumbing ----------------------------------------------------------------
 
-    @property
-    def trainer(self) -> pl.Trainer:
-        return pl.LightningModule.trainer.fget(self)
-
-    @trainer.setter
-    def trainer(self, trainer: pl.Trainer | None) -> None:
-        if trainer is not None:
-            _check_trainer_flags(trainer)
-        pl.LightningModule.trainer.fset(self, trainer)
+    trainer = checked_trainer_property(_check_trainer_flags)
 
     @property
     def mode(self) -> str:
@@ -284,11 +266,11 @@ class CotModule(pl.LightningModule):
     def _optimizers_by_phase(self):
         optimizers = self.optimizers()
         ce, complement = split_optimizers(optimizers if isinstance(optimizers, list) else [optimizers])
-        return {"ce": ce, "complement": complement}
+        return {Phase.CE: ce, Phase.COMPLEMENT: complement}
 
-    def _forward_for_phase(self, batch: Any, phase: str) -> tuple[Tensor, Tensor]:
+    def _forward_for_phase(self, batch: Any, phase: Phase) -> tuple[Tensor | LinearLogits, Tensor]:
         logits, target = self.logits_and_target(batch)
-        if phase == "ce":  # the epoch's accuracy is that of the logits CE trains on
+        if phase == Phase.CE:  # the epoch's accuracy is that of the logits CE trains on
             self._record_batch(logits, target)
         return logits, target
 
@@ -306,8 +288,8 @@ class CotModule(pl.LightningModule):
 
     def _optimizer_step(self, phase: str) -> None:
         optimizer = self._optimizers_by_phase()[phase]
-        if phase == "complement":
-            with _not_counted(optimizer):
+        if phase == Phase.COMPLEMENT:
+            with step_not_counted(optimizer):
                 optimizer.step()
         else:
             optimizer.step()
@@ -335,7 +317,7 @@ class CotModule(pl.LightningModule):
         self._epoch_stats.add_group(logs)
         self._group = []
         self._group_logs = logs
-        if getattr(self.trainer._logger_connector, "should_update_logs", True):
+        if loggers_will_write(self.trainer):
             # Lightning's self.log costs ~1 ms per call on CPU (it walks its whole result
             # collection), so step values are logged only when the loggers will write them.
             for name, value in logs.items():

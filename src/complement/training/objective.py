@@ -16,24 +16,32 @@ Logits may have the class dimension last, ``(..., C)``, with targets ``(...)``; 
 are flattened to ``(M, C)`` rows (no copy for contiguous logits).
 
 Large vocabularies: return :class:`LinearLogits` ``(hidden, weight, bias)`` instead of
-logits and every phase runs the chunked "linear + loss" op of
-:mod:`complement.ops.chunked_linear` (Triton on CUDA), never forming the N x V logits.
+logits and every phase runs the losses' *chunked twins* from the registry
+(:mod:`complement.losses.linear`), never forming the N x V logits. The objective names
+no loss: whatever the registry builds for a name, and whatever twin it offers, is used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from enum import Enum
+from typing import Any, NamedTuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..losses import cross_entropy_and_complement_entropy, get_loss, is_complement_objective
-from ..losses.registry import canonical_name
+from ..losses import canonical_name, get_chunked_loss, get_loss, is_complement_objective
 
 MODES = ("alternate", "joint", "off")
 LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class Phase(str, Enum):
+    """The two phases of a COT step; a ``str`` so that ``Phase.CE == "ce"``."""
+
+    CE = "ce"  # cross-entropy (or the primary loss; in joint mode, CE + complement)
+    COMPLEMENT = "complement"  # the fresh forward on the complement loss (alternate mode)
 
 
 class LinearLogits(NamedTuple):
@@ -65,8 +73,9 @@ class PhaseLoss:
     logs: dict[str, Tensor] = field(default_factory=dict)
 
 
-class CotObjective:
-    """Builds each phase's loss from ``(logits, target)``.
+@dataclass(frozen=True)
+class CotConfig:
+    """What COT minimizes: the arguments every front end passes on, checked once here.
 
     Args:
         mode: ``"alternate"``, ``"joint"`` or ``"off"``.
@@ -79,114 +88,123 @@ class CotObjective:
         primary_loss_kwargs: keyword arguments for a named primary loss.
     """
 
-    def __init__(
-        self,
-        mode: str = "alternate",
-        complement_loss: str | LossFn = "complement_entropy",
-        complement_weight: float = 1.0,
-        ignore_index: int = -100,
-        complement_loss_kwargs: dict | None = None,
-        primary_loss: str | LossFn = "cross_entropy",
-        primary_loss_kwargs: dict | None = None,
-    ):
-        if mode not in MODES:
-            raise ValueError(f"unknown COT mode {mode!r}; choose one of {MODES} ('off' trains plain cross-entropy)")
-        if not complement_weight >= 0:
-            raise ValueError(f"complement_weight must be >= 0; got {complement_weight}")
-        kwargs = dict(complement_loss_kwargs or {})
-        self.mode = mode
-        self.complement_weight = float(complement_weight)
-        self.ignore_index = ignore_index
-        self._one_pass = False
-        if callable(complement_loss) and not isinstance(complement_loss, str):
-            if kwargs:
-                raise ValueError("complement_loss_kwargs apply to a named complement loss, not to a callable")
-            self.complement_fn: LossFn = complement_loss
-            self.complement_name = getattr(complement_loss, "__name__", type(complement_loss).__name__)
-        else:
-            name = canonical_name(complement_loss)
-            if not is_complement_objective(name):
-                raise ValueError(
-                    f"{complement_loss!r} is not a complement objective for COT's second step; use "
-                    "'complement_entropy' or 'guided_complement_entropy', or train it alone with mode='off' "
-                    "and it as the primary loss"
-                )
-            module: nn.Module = get_loss(name, ignore_index=ignore_index, **kwargs)
-            self.complement_fn = module
-            self.complement_name = name
-            self._one_pass = name == "complement_entropy"
-            self._normalization = getattr(module, "normalization", "classes")
-        self.primary_fn, self.primary_name = self._primary(primary_loss, dict(primary_loss_kwargs or {}))
-        if self.primary_name != "cross_entropy":
-            self._one_pass = False  # the one-pass op computes CE, not another primary loss
+    mode: str = "alternate"
+    complement_loss: str | LossFn = "complement_entropy"
+    complement_weight: float = 1.0
+    ignore_index: int = -100
+    complement_loss_kwargs: dict[str, Any] | None = None
+    primary_loss: str | LossFn = "cross_entropy"
+    primary_loss_kwargs: dict[str, Any] | None = None
 
-    def _primary(self, loss: str | LossFn, kwargs: dict) -> tuple[LossFn, str]:
-        if callable(loss) and not isinstance(loss, str):
-            return loss, getattr(loss, "__name__", type(loss).__name__)
-        name = canonical_name(loss)
-        if name == "cross_entropy" and not kwargs:
-            return self.cross_entropy, name
-        return get_loss(name, ignore_index=self.ignore_index, **kwargs), name
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(
+                f"unknown COT mode {self.mode!r}; choose one of {MODES} ('off' trains plain cross-entropy)"
+            )
+        if not self.complement_weight >= 0:
+            raise ValueError(f"complement_weight must be >= 0; got {self.complement_weight}")
+        if self.complement_loss_kwargs and _is_callable(self.complement_loss):
+            raise ValueError("complement_loss_kwargs apply to a named complement loss, not to a callable")
+
+
+def _is_callable(loss: Any) -> bool:
+    return callable(loss) and not isinstance(loss, str)
+
+
+def _name_of(fn: Any) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+class _Loss:
+    """One phase's loss: the callable, its registry name (if any), and its chunked twin built on demand."""
+
+    def __init__(self, loss: str | LossFn, kwargs: dict[str, Any], ignore_index: int, plain_ce: LossFn):
+        self.kwargs = {"ignore_index": ignore_index, **kwargs}
+        if _is_callable(loss):
+            self.fn, self.name, self.registered, self.is_plain_ce = loss, _name_of(loss), False, False
+            return
+        self.name, self.registered = canonical_name(loss), True
+        # Plain CE is F.cross_entropy itself: one autograd node, no Module call.
+        self.is_plain_ce = self.name == "cross_entropy" and not kwargs
+        self.fn = plain_ce if self.is_plain_ce else get_loss(self.name, **self.kwargs)
+        self._chunked: nn.Module | None = None
+
+    def module(self, chunked: bool) -> Any:
+        """The loss to call: on logits, or (``chunked``) on ``(hidden, weight, target, bias)``."""
+        return self.chunked() if chunked else self.fn
+
+    def chunked(self) -> nn.Module:
+        if not self.registered:
+            raise ValueError(
+                f"the loss {self.name!r} is a callable, which has no chunked twin for LinearLogits; "
+                "name a registered loss, or return materialized logits"
+            )
+        if self._chunked is None:
+            self._chunked = get_chunked_loss(self.name, **self.kwargs)
+        return self._chunked
+
+
+class CotObjective:
+    """Builds each phase's loss from ``(logits, target)`` as ``config`` (a :class:`CotConfig`) says."""
+
+    def __init__(self, config: CotConfig | None = None):
+        config = config or CotConfig()
+        if not isinstance(config, CotConfig):
+            raise TypeError(f"CotObjective takes a CotConfig; got {type(config).__name__}")
+        self.config = config
+        self.mode = config.mode
+        self.complement_weight = float(config.complement_weight)
+        self.ignore_index = config.ignore_index
+        complement_kwargs = dict(config.complement_loss_kwargs or {})
+        if not _is_callable(config.complement_loss) and not is_complement_objective(config.complement_loss):
+            raise ValueError(
+                f"{config.complement_loss!r} is not a complement objective for COT's second step; use "
+                "'complement_entropy' or 'guided_complement_entropy', or train it alone with mode='off' "
+                "and it as the primary loss"
+            )
+        self.complement = _Loss(config.complement_loss, complement_kwargs, self.ignore_index, self.cross_entropy)
+        self.primary = _Loss(
+            config.primary_loss, dict(config.primary_loss_kwargs or {}), self.ignore_index, self.cross_entropy
+        )
+        self.complement_fn, self.complement_name = self.complement.fn, self.complement.name
+        self.primary_fn, self.primary_name = self.primary.fn, self.primary.name
+
+    def _in_one_pass(self, complement: Any) -> bool:
+        """Whether the joint mode reads the logits once: the primary loss is plain CE and the
+        complement loss offers CE with itself (``with_cross_entropy``), averaged as CE is."""
+        return (
+            self.primary.registered
+            and self.primary.is_plain_ce
+            and hasattr(complement, "with_cross_entropy")
+            and getattr(complement, "reduction", "mean") == "mean"
+        )
 
     @property
-    def phases(self) -> tuple[str, ...]:
-        return ("ce", "complement") if self.mode == "alternate" else ("ce",)
+    def phases(self) -> tuple[Phase, ...]:
+        return (Phase.CE, Phase.COMPLEMENT) if self.mode == "alternate" else (Phase.CE,)
 
     def cross_entropy(self, logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
 
     def phase_loss(self, phase: str, logits: Tensor | LinearLogits, target: Tensor) -> PhaseLoss:
         if isinstance(logits, LinearLogits):
-            return self._fused_phase_loss(phase, logits, target)
-        logits, target = flatten_class_last(logits, target)
-        if phase == "complement":
-            complement = self.complement_fn(logits, target)
+            hidden, target = flatten_class_last(logits.hidden, target)
+            return self._phase(phase, (hidden, logits.weight, target, logits.bias), chunked=True)
+        return self._phase(phase, flatten_class_last(logits, target), chunked=False)
+
+    def _phase(self, phase: str, inputs: tuple, chunked: bool) -> PhaseLoss:
+        """The phase's loss on ``inputs``: ``(logits, target)``, or ``(hidden, weight, target, bias)``
+        for the chunked twins."""
+        if phase == Phase.COMPLEMENT:
+            complement = self.complement.module(chunked)(*inputs)
             return PhaseLoss(self.complement_weight * complement, {"cot_loss": complement.detach()})
         if self.mode != "joint":  # alternate's phase 1, or a baseline trained alone
-            primary = self.primary_fn(logits, target)
+            primary = self.primary.module(chunked)(*inputs)
             return PhaseLoss(primary, {"train_loss": primary.detach()})
-        if self._one_pass:
-            ce, complement = cross_entropy_and_complement_entropy(
-                logits, target, ignore_index=self.ignore_index, normalization=self._normalization
-            )
+        complement_fn = self.complement.module(chunked)
+        if self._in_one_pass(complement_fn):
+            ce, complement = complement_fn.with_cross_entropy(*inputs)
         else:
-            ce, complement = self.primary_fn(logits, target), self.complement_fn(logits, target)
-        total = ce.add(complement, alpha=self.complement_weight)  # one autograd node
-        return PhaseLoss(total, {"train_loss": ce.detach(), "cot_loss": complement.detach(), "loss": total.detach()})
-
-    def _fused_phase_loss(self, phase: str, head: LinearLogits, target: Tensor) -> PhaseLoss:
-        """The same phases on ``LinearLogits`` through the chunked ops (exact, never N x V)."""
-        from ..ops import chunked_linear as fused
-
-        if self.primary_name != "cross_entropy" or self.complement_name not in (
-            "complement_entropy",
-            "guided_complement_entropy",
-        ):
-            raise ValueError(
-                "the chunked LinearLogits path supports cross-entropy with complement_entropy or "
-                f"guided_complement_entropy; got primary {self.primary_name!r} and complement "
-                f"{self.complement_name!r}. "
-                "Return materialized logits for other losses."
-            )
-        hidden, target = flatten_class_last(head.hidden, target)
-        args = (hidden, head.weight, target)
-        common = {"bias": head.bias, "ignore_index": self.ignore_index}
-        guided = self.complement_name == "guided_complement_entropy"
-        normalization = self.complement_fn.normalization
-        if phase == "complement":
-            if guided:
-                complement = fused.linear_guided_complement_entropy(
-                    *args, alpha=self.complement_fn.alpha, normalization=normalization, **common
-                )
-            else:
-                complement = fused.linear_complement_entropy(*args, normalization=normalization, **common)
-            return PhaseLoss(self.complement_weight * complement, {"cot_loss": complement.detach()})
-        if self.mode != "joint":
-            ce = fused.linear_cross_entropy(*args, **common)
-            return PhaseLoss(ce, {"train_loss": ce.detach()})
-        extra = {"complement": "guided", "alpha": self.complement_fn.alpha} if guided else {}
-        ce, complement = fused.linear_cross_entropy_and_complement(
-            *args, normalization=normalization, **common, **extra
-        )
+            ce, complement = self.primary.module(chunked)(*inputs), complement_fn(*inputs)
         total = ce.add(complement, alpha=self.complement_weight)  # one autograd node
         return PhaseLoss(total, {"train_loss": ce.detach(), "cot_loss": complement.detach(), "loss": total.detach()})

@@ -9,28 +9,63 @@ One *COT step* consumes a group of ``k`` micro-batches (``k`` = gradient accumul
 Phase 1 can run as micro-batches arrive (Lightning calls ``training_step`` once per
 batch); phase 2 replays the buffered micro-batches. Front ends supply three callables:
 ``forward(batch, phase) -> (logits, target)``, ``backward(loss)`` and ``step(phase)``,
-which clips, steps the phase's optimizer and zeroes the gradients.
+which clips, steps the phase's optimizer and zeroes the gradients. A front end whose
+own loop makes the last step of a group (the Hugging Face Trainer) passes
+``step_last=False`` to :meth:`CotStepper.finish`.
+
+The helpers every front end shares (one or two optimizers, clipping, the batch format,
+the finite-loss check) are here too.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .objective import CotObjective
+from .objective import CotObjective, LinearLogits, Phase
 
-Forward = Callable[[Any, str], tuple[Tensor, Tensor]]
+Forward = Callable[[Any, Phase], tuple["Tensor | LinearLogits", Tensor]]
+CLIP_ALGORITHMS = ("norm", "value")
+
+
+def split_optimizers(optimizers: Any) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """One optimizer (shared by both phases) or two (CE, complement) over the same parameters."""
+    if isinstance(optimizers, torch.optim.Optimizer):
+        return optimizers, optimizers
+    items = list(optimizers) if isinstance(optimizers, (list, tuple)) else []
+    if len(items) == 0:
+        raise ValueError("COT needs an optimizer: pass one (shared by both steps) or two (CE, complement)")
+    if len(items) > 2:
+        raise ValueError(f"COT takes one optimizer (shared) or two (CE, complement); got {len(items)}")
+    return items[0], items[-1]
+
+
+def check_clipping(value: float | None, algorithm: str) -> None:
+    if algorithm not in CLIP_ALGORITHMS:
+        raise ValueError(f"gradient_clip_algorithm must be one of {CLIP_ALGORITHMS}; got {algorithm!r}")
+    if value is not None and not value > 0:
+        raise ValueError(f"gradient_clip_val must be > 0 (or None to disable clipping); got {value}")
+
+
+def clip_gradients(params: Iterable[Tensor], value: float | None, algorithm: str) -> None:
+    if value is None:
+        return
+    if algorithm == "norm":
+        torch.nn.utils.clip_grad_norm_(params, value)
+    else:
+        torch.nn.utils.clip_grad_value_(params, value)
 
 
 def check_finite_loss(phase: str, loss: Tensor) -> None:
     if not bool(torch.isfinite(loss)):
         raise FloatingPointError(
-            f"COT phase '{phase}' produced a non-finite loss ({loss.item()}). Check the inputs for NaN/inf, "
-            "lower the learning rate, or enable gradient clipping; pass check_finite=False to skip this check."
+            f"COT phase '{Phase(phase).value}' produced a non-finite loss ({loss.item()}). Check the inputs for "
+            "NaN/inf, lower the learning rate, or enable gradient clipping; pass check_finite=False to skip this check."
         )
 
 
@@ -47,37 +82,49 @@ class CotStepper:
         objective: CotObjective,
         forward: Forward,
         backward: Callable[[Tensor], None],
-        step: Callable[[str], None],
+        step: Callable[[Phase], None],
         check_finite: bool = True,
+        loss_context: Callable[[], AbstractContextManager] = nullcontext,
     ):
         self.objective = objective
         self.forward = forward
         self.backward = backward
         self.step = step
         self.check_finite = check_finite
+        self.loss_context = loss_context  # e.g. the HF Trainer's autocast, around forward and loss
         self._logs: dict[str, Tensor] = {}
 
-    def _run(self, phase: str, batch: Any, scale: float) -> None:
-        logits, target = self.forward(batch, phase)
-        part = self.objective.phase_loss(phase, logits, target)
+    def _run(self, phase: Phase, batch: Any, scale: float) -> Tensor:
+        with self.loss_context():
+            logits, target = self.forward(batch, phase)
+            part = self.objective.phase_loss(phase, logits, target)
         if self.check_finite:
             check_finite_loss(phase, part.loss)
-        self.backward(part.loss * scale if scale != 1.0 else part.loss)
+        loss = part.loss * scale if scale != 1.0 else part.loss
+        self.backward(loss)
         for name, value in part.logs.items():  # no tensor op in the common case of one micro-batch
             value = value.float() if scale == 1.0 else value.float() * scale
             self._logs[name] = self._logs[name] + value if name in self._logs else value
+        return loss.detach()
 
-    def first_phase(self, batch: Any, group_size: int) -> None:
-        """Phase 1 (or the only phase) for one micro-batch of a group of ``group_size``."""
-        self._run("ce", batch, 1.0 / group_size)
+    def first_phase(self, batch: Any, group_size: int) -> Tensor:
+        """Phase 1 (or the only phase) for one micro-batch of a group of ``group_size``;
+        returns its detached loss, scaled by ``1 / group_size``."""
+        return self._run(Phase.CE, batch, 1.0 / group_size)
 
-    def finish(self, batches: Sequence[Any]) -> dict[str, Tensor]:
-        """Step phase 1, run and step phase 2 on ``batches``; return the group's mean losses."""
-        self.step("ce")
-        if "complement" in self.objective.phases:
+    def finish(self, batches: Sequence[Any], step_last: bool = True) -> dict[str, Tensor]:
+        """Step phase 1, run and step phase 2 on ``batches``; return the group's mean losses.
+
+        ``step_last=False`` leaves the group's last step (phase 2's, or phase 1's when it is
+        the only phase) to the caller's loop."""
+        phases = self.objective.phases
+        if step_last or len(phases) > 1:
+            self.step(Phase.CE)
+        if Phase.COMPLEMENT in phases:
             for batch in batches:
-                self._run("complement", batch, 1.0 / len(batches))
-            self.step("complement")
+                self._run(Phase.COMPLEMENT, batch, 1.0 / len(batches))
+            if step_last:
+                self.step(Phase.COMPLEMENT)
         logs, self._logs = self._logs, {}
         return logs
 

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .objective import CotObjective, LossFn
-from .stepper import CotStepper, split_batch
+from .objective import CotConfig, CotObjective, LossFn, Phase
+from .stepper import CotStepper, check_clipping, clip_gradients, split_batch, split_optimizers
 
 
 def default_logits_and_target(model: nn.Module, batch: Any) -> tuple[Tensor, Tensor]:
@@ -29,18 +29,6 @@ def default_logits_and_target(model: nn.Module, batch: Any) -> tuple[Tensor, Ten
         batch, "Pass logits_and_target=... to tell COT how to get (logits, target) from your batches."
     )
     return model(inputs), target
-
-
-def split_optimizers(optimizers) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """One optimizer (shared by both phases) or two (CE, complement) over the same parameters."""
-    if isinstance(optimizers, torch.optim.Optimizer):
-        return optimizers, optimizers
-    items = list(optimizers) if isinstance(optimizers, (list, tuple)) else []
-    if len(items) == 0:
-        raise ValueError("COT needs an optimizer: pass one (shared by both steps) or two (CE, complement)")
-    if len(items) > 2:
-        raise ValueError(f"COT takes one optimizer (shared) or two (CE, complement); got {len(items)}")
-    return items[0], items[-1]
 
 
 class CotStep:
@@ -65,13 +53,15 @@ class CotStep:
         self.model = model
         self.ce_optimizer, self.complement_optimizer = split_optimizers(optimizers)
         self.objective = CotObjective(
-            mode,
-            complement_loss,
-            complement_weight,
-            ignore_index,
-            complement_loss_kwargs,
-            primary_loss,
-            primary_loss_kwargs,
+            CotConfig(
+                mode=mode,
+                complement_loss=complement_loss,
+                complement_weight=complement_weight,
+                ignore_index=ignore_index,
+                complement_loss_kwargs=complement_loss_kwargs,
+                primary_loss=primary_loss,
+                primary_loss_kwargs=primary_loss_kwargs,
+            )
         )
         self.logits_and_target = logits_and_target
         self.gradient_clip_val = gradient_clip_val
@@ -88,8 +78,8 @@ class CotStep:
     def _backward(self, loss: Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
-    def _step(self, phase: str) -> None:
-        optimizer = self.complement_optimizer if phase == "complement" else self.ce_optimizer
+    def _step(self, phase: Phase) -> None:
+        optimizer = self.complement_optimizer if phase == Phase.COMPLEMENT else self.ce_optimizer
         if self.scaler is not None:
             self.scaler.unscale_(optimizer)
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -109,22 +99,3 @@ class CotStep:
             raise ValueError("pass either one batch or micro_batches=[...] to CotStep.step, not both or neither")
         self.model.train()
         return self._stepper.run([batch] if micro_batches is None else list(micro_batches))
-
-
-CLIP_ALGORITHMS = ("norm", "value")
-
-
-def check_clipping(value: float | None, algorithm: str) -> None:
-    if algorithm not in CLIP_ALGORITHMS:
-        raise ValueError(f"gradient_clip_algorithm must be one of {CLIP_ALGORITHMS}; got {algorithm!r}")
-    if value is not None and not value > 0:
-        raise ValueError(f"gradient_clip_val must be > 0 (or None to disable clipping); got {value}")
-
-
-def clip_gradients(params, value: float | None, algorithm: str) -> None:
-    if value is None:
-        return
-    if algorithm == "norm":
-        torch.nn.utils.clip_grad_norm_(params, value)
-    else:
-        torch.nn.utils.clip_grad_value_(params, value)

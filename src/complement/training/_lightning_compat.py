@@ -1,0 +1,58 @@
+"""Every use of Lightning's internals by ``CotModule``, in one place.
+
+Manual optimization leaves three gaps that Lightning's public API does not fill; each
+helper below fills one with an internal, and ``tests/test_lightning_compat.py`` checks
+each against the installed Lightning, so an upgrade that moves one fails there first.
+Checked against ``CHECKED_LIGHTNING`` (see ``pyproject.toml``'s floor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import lightning.pytorch as pl
+
+CHECKED_LIGHTNING = "2.2 - 2.6"
+
+_module_trainer = pl.LightningModule.trainer  # the property object, reused by checked_trainer_property
+
+
+@contextmanager
+def step_not_counted(optimizer: Any) -> Iterator[None]:
+    """Step a ``LightningOptimizer`` without advancing Lightning's optimizer-step progress.
+
+    ``trainer.global_step`` counts every optimizer step (upstream #17958), so COT's second
+    step would double it and break ``max_steps``, step-interval checkpoints and schedulers.
+    Lightning counts a step in the optimizer's ``_on_before_step``/``_on_after_step`` hooks."""
+    before, after = optimizer._on_before_step, optimizer._on_after_step
+    optimizer._on_before_step = optimizer._on_after_step = lambda: None
+    try:
+        yield
+    finally:
+        optimizer._on_before_step, optimizer._on_after_step = before, after
+
+
+def loggers_will_write(trainer: pl.Trainer) -> bool:
+    """Whether the loggers write on this step (``log_every_n_steps``).
+
+    ``self.log`` costs ~1 ms per call on CPU, so step values are logged only then."""
+    return bool(getattr(trainer._logger_connector, "should_update_logs", True))
+
+
+def checked_trainer_property(check: Callable[[pl.Trainer], None]) -> property:
+    """``LightningModule.trainer`` that runs ``check(trainer)`` when a Trainer is attached.
+
+    That happens before Lightning validates its own flags, so a Trainer flag that manual
+    optimization refuses gets COT's message (which names the CotModule argument to use)."""
+
+    def get(module: pl.LightningModule) -> pl.Trainer:
+        return _module_trainer.fget(module)
+
+    def set(module: pl.LightningModule, trainer: pl.Trainer | None) -> None:
+        if trainer is not None:
+            check(trainer)
+        _module_trainer.fset(module, trainer)
+
+    return property(get, set)
