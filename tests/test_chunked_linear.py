@@ -362,3 +362,67 @@ def test_cuda_backends_agree(dtype):
     _assert_close(results["triton"][1], results["torch"][1], dtype)
     ref = _reference(hidden, weight, bias, target)
     _assert_close(results["triton"][0], ref, dtype)
+
+
+# --- the chunked twins in the registry, and where the functions live ---------------------------
+
+
+@pytest.mark.parametrize(
+    "name,kwargs,reference",
+    [
+        ("cross_entropy", {}, lambda z, t: F.cross_entropy(z, t, ignore_index=IGNORE)),
+        ("cot", {"normalization": "max_entropy"}, "complement_entropy"),
+        ("gce", {"alpha": 0.5}, "guided_complement_entropy"),
+    ],
+)
+def test_registry_twins_equal_their_losses_on_materialized_logits(name, kwargs, reference):
+    import complement
+
+    hidden, weight, bias, target = _inputs(9, 7, ignored=[3])
+    twin = complement.get_chunked_loss(name, ignore_index=IGNORE, **kwargs)
+    loss = complement.get_loss(name, ignore_index=IGNORE, **kwargs) if isinstance(reference, str) else reference
+    ours, ref = twin(hidden, weight, target, bias), loss(F.linear(hidden, weight, bias), target)
+    torch.testing.assert_close(ours, ref, **TOLERANCE[torch.float64])
+    params = (hidden, weight, bias)
+    torch.testing.assert_close(torch.autograd.grad(ours, params), torch.autograd.grad(ref, params))
+
+
+def test_twins_offer_cross_entropy_with_themselves_in_one_pass():
+    import complement
+
+    hidden, weight, bias, target = _inputs(9, 7, ignored=[3])
+    for name in ("cot", "gce"):
+        twin = complement.get_chunked_loss(name, ignore_index=IGNORE)
+        ce, comp = twin.with_cross_entropy(hidden, weight, target, bias)
+        torch.testing.assert_close(ce, F.cross_entropy(F.linear(hidden, weight, bias), target, ignore_index=IGNORE))
+        torch.testing.assert_close(comp, twin(hidden, weight, target, bias))
+
+
+def test_twin_errors_name_the_loss_and_the_fix():
+    import complement
+
+    with pytest.raises(ValueError, match="loss 'focal' has no chunked twin.*Return materialized logits"):
+        complement.get_chunked_loss("focal")
+    with pytest.raises(TypeError, match="chunked twin of loss 'ce' .*label_smoothing"):
+        complement.get_chunked_loss("ce", label_smoothing=0.1)
+    hidden, weight, bias, target = _inputs(4, 7)
+    with pytest.raises(ValueError, match="built with num_classes=5, but the output layer has 7 rows"):
+        complement.get_chunked_loss("cot", num_classes=5)(hidden, weight, target, bias)
+
+
+def test_the_linear_losses_moved_to_the_loss_layer():
+    import complement
+    import complement.ops
+
+    assert complement.linear_cross_entropy is linear_cross_entropy
+    with pytest.raises(AttributeError, match="moved to complement.linear_cross_entropy"):
+        complement.ops.linear_cross_entropy  # noqa: B018
+
+
+def test_auto_backend_is_torch_on_every_device_until_triton_runs_on_hardware():
+    from complement.ops.chunked_linear import TorchRows, row_backend
+
+    for device in ("cpu", "meta"):  # "meta" stands for any accelerator: the rule looks at no device
+        assert row_backend("auto", torch.empty(2, 3, device=device)) is TorchRows
+    with pytest.raises(ValueError, match="backend must be one of"):
+        row_backend("cuda", torch.empty(2, 3))

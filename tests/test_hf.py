@@ -131,3 +131,15 @@ def test_non_finite_loss_is_reported(tmp_path):
     trainer = CotTrainer(model=TinyHF(), args=args(tmp_path, num_train_epochs=1), train_dataset=DictData(x, y))
     with pytest.raises(FloatingPointError, match="COT phase 'ce' produced a non-finite loss"):
         trainer.train()
+
+
+def test_hyperparameter_search_attribute_does_not_replace_the_cot_objective(tmp_path):
+    # transformers' Trainer stores its search objective in self.objective; COT's lives in cot_objective.
+    x, y = make_data(n=16)
+    model = TinyHF()
+    trainer = CotTrainer(model=model, args=args(tmp_path), train_dataset=DictData(x, y), cot_mode="alternate")
+    trainer.objective = 0.5  # as Trainer.hyperparameter_search's trials do
+    trainer.train()
+    reference = make_model()
+    reference_loop(reference, [torch.optim.SGD(reference.parameters(), lr=0.1)], [(x, y)] * 3, "alternate")
+    assert_same_parameters(model.net, reference, atol=1e-10)

@@ -163,3 +163,18 @@ def test_primary_loss_trains_another_loss_alone():
     complement.guided_complement_entropy(ref_model(x), y).backward()
     ref_opt.step()
     assert_same_parameters(model, ref_model, atol=1e-10)
+
+
+def test_cot_config_is_checked_once_where_it_is_built():
+    from complement.training import CotConfig, Phase
+
+    with pytest.raises(ValueError, match="unknown COT mode 'sometimes'"):
+        CotConfig(mode="sometimes")
+    with pytest.raises(ValueError, match="complement_weight must be >= 0"):
+        CotConfig(complement_weight=-1.0)
+    with pytest.raises(ValueError, match="apply to a named complement loss, not to a callable"):
+        CotConfig(complement_loss=lambda z, t: z.sum(), complement_loss_kwargs={"alpha": 1})
+    with pytest.raises(TypeError, match="CotObjective takes a CotConfig; got str"):
+        CotObjective("off")
+    assert CotObjective(CotConfig(mode="joint")).phases == (Phase.CE,)
+    assert CotObjective().phases == ("ce", "complement")  # Phase values are the plain names

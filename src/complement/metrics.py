@@ -122,6 +122,8 @@ class _RowMean(Metric):
     def __init__(self, ignore_index: int | None = -100, **kwargs: Any):
         super().__init__(**kwargs)
         self.ignore_index = ignore_index
+        self.total: Tensor
+        self.count: Tensor
         self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
 
@@ -173,6 +175,9 @@ class MacroPrecision(Metric):
     def __init__(self, num_classes: int, **kwargs: Any):
         super().__init__(**kwargs)
         self.num_classes = num_classes
+        self.true_positives: Tensor
+        self.predicted: Tensor
+        self.actual: Tensor
         for name in ("true_positives", "predicted", "actual"):
             self.add_state(name, torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
 
@@ -209,7 +214,7 @@ class ClassificationMetrics(MetricCollection):
 
     Its members then see clean ``(M, C)`` logits and ``(M,)`` targets."""
 
-    def __init__(self, metrics: dict[str, Metric], ignore_index: int | None = -100, **kwargs: Any):
+    def __init__(self, metrics: dict[str, Metric | MetricCollection], ignore_index: int | None = -100, **kwargs: Any):
         # Compute groups would make members share state tensors by reference; the savings are
         # negligible here and independent states keep per-metric logging (log_dict) simple.
         super().__init__(metrics, compute_groups=False, **kwargs)
@@ -218,7 +223,7 @@ class ClassificationMetrics(MetricCollection):
     def update(self, logits: Tensor, target: Tensor) -> None:  # type: ignore[override]
         super().update(*flatten_kept(logits, target, self.ignore_index))
 
-    def forward(self, logits: Tensor, target: Tensor) -> dict[str, Any]:  # type: ignore[override]
+    def forward(self, logits: Tensor, target: Tensor) -> dict[str, Any]:
         return super().forward(*flatten_kept(logits, target, self.ignore_index))
 
 

@@ -77,10 +77,14 @@ class TrainConfig:
     weight_decay: float | None = None
     complement_weight: float = 1.0
 
-    def resolved(self, defaults: dict[str, Any]) -> TrainConfig:
-        values = {k: (v if v is not None else defaults.get(k)) for k, v in asdict(self).items()}
-        fallback = {"max_epochs": 10, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0}
-        resolved = TrainConfig(**{k: (v if v is not None else fallback.get(k)) for k, v in values.items()})
+    def resolved(self, defaults: dict[str, Any]) -> ResolvedTrainConfig:
+        fallback: dict[str, Any] = {"max_epochs": 10, "batch_size": 64, "lr": 1e-3, "optimizer": "adam"}
+        fallback["weight_decay"] = 0.0
+        values: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            value = value if value is not None else defaults.get(key)
+            values[key] = value if value is not None else fallback.get(key)
+        resolved = ResolvedTrainConfig(**values)
         if resolved.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {resolved.optimizer!r}; choose from {OPTIMIZERS}")
         for name in ("max_epochs", "batch_size"):
@@ -91,10 +95,24 @@ class TrainConfig:
         return resolved
 
 
+@dataclass(frozen=True)
+class ResolvedTrainConfig:
+    """A :class:`TrainConfig` with every value filled in (the task's defaults, then the fallbacks)."""
+
+    max_epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    weight_decay: float
+    complement_weight: float
+
+
 class TaskModule(CotModule):
     """A task's model trained with a method; the optimizer is shared by COT's two steps."""
 
-    def __init__(self, model: nn.Module, num_classes: int, ignore_index: int, method: Method, config: TrainConfig):
+    def __init__(
+        self, model: nn.Module, num_classes: int, ignore_index: int, method: Method, config: ResolvedTrainConfig
+    ):
         super().__init__(
             mode=method.mode,
             primary_loss=method.primary_loss,
@@ -204,18 +222,18 @@ def fit_run(
     saved in ``config.json`` before training, so an interrupted run can be rebuilt exactly."""
     run_dir = Path(run_dir)
     method = get_method(method_name)
-    config = config.resolved(task.defaults)
-    epochs = config.max_epochs * method.epoch_factor
+    resolved = config.resolved(task.defaults)
+    epochs = resolved.max_epochs * method.epoch_factor
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     if not resume:
         spec = task_spec or {"task": task.name, "task_options": {}}
-        _write_json(run_dir / "config.json", {**spec, "method": method_name, "seed": seed, **asdict(config)})
+        _write_json(run_dir / "config.json", {**spec, "method": method_name, "seed": seed, **asdict(resolved)})
     _write_json(run_dir / "status.json", {"status": "running"})
     start = time.perf_counter()
     try:
         pl.seed_everything(seed, workers=True, verbose=False)
-        module = TaskModule(task.build_model(), task.num_classes, task.ignore_index, method, config)
-        train, val, test = _loaders(task, config.batch_size, seed)
+        module = TaskModule(task.build_model(), task.num_classes, task.ignore_index, method, resolved)
+        train, val, test = _loaders(task, resolved.batch_size, seed)
         history = History(passes_per_batch=len(module.objective.phases))
         loggers: list = [CSVLogger(run_dir, name="logs", version="")]
         try:

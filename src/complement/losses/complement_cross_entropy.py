@@ -38,7 +38,18 @@ def complement_cross_entropy(
     ignore_index: int = -100,
     reduction: str = "mean",
 ) -> Tensor:
-    """``CE - balancing_factor * H(q) / (K - 1)`` from one pass over the logits."""
+    """``CE - balancing_factor * H(q) / (K - 1)`` from one pass over the logits.
+
+    With a flat complement, ``H = log(K - 1)``, so the loss is ``CE - log(3) / 3``:
+
+    >>> import torch
+    >>> from complement import complement_cross_entropy
+    >>> logits, target = torch.tensor([[2.0, 1.0, 1.0, 1.0]]), torch.tensor([0])
+    >>> complement_cross_entropy(logits, target)
+    tensor(0.3775)
+    >>> torch.nn.functional.cross_entropy(logits, target) - torch.log(torch.tensor(3.0)) / 3
+    tensor(0.3775)
+    """
     check_balancing_factor(balancing_factor)
     logits, safe_target, kept, target_shape = prepare(
         input, target, ignore_index, reduction, "complement_cross_entropy"

@@ -71,6 +71,18 @@ def complement_entropy(
         ignore_index: target value that does not count.
         reduction: ``"mean"`` over kept targets, ``"sum"``, or ``"none"`` (ignored positions are 0).
         normalization: the divisor ``Z``; see the module docstring.
+
+    A flat complement reaches the maximum ``H = log(K - 1)``; with the authors' ``Z = K``
+    the loss is then ``-log(3) / 4`` for four classes:
+
+    >>> import torch
+    >>> from complement import complement_entropy
+    >>> complement_entropy(torch.tensor([[2.0, 1.0, 1.0, 1.0]]), torch.tensor([0]))
+    tensor(-0.2747)
+    >>> -torch.log(torch.tensor(3.0)) / 4
+    tensor(-0.2747)
+    >>> complement_entropy(torch.tensor([[2.0, 1.0, 1.0, 1.0]]), torch.tensor([0]), normalization="max_entropy")
+    tensor(-1.)
     """
     check_choice("normalization", normalization, NORMALIZATIONS)
     logits, safe_target, kept, target_shape = prepare(input, target, ignore_index, reduction, "complement_entropy")
@@ -86,6 +98,14 @@ class ComplementEntropy(nn.Module):
 
     ``ComplementEntropy(num_classes)(logits, target)`` is a drop-in replacement for the
     authors' class; ``num_classes`` is optional and, when given, is checked against the logits.
+
+    >>> import torch
+    >>> from complement import ComplementEntropy
+    >>> logits, target = torch.tensor([[2.0, 1.0, 1.0, 1.0], [0.5, 3.0, 0.0, -1.0]]), torch.tensor([0, 1])
+    >>> ComplementEntropy(num_classes=4)(logits, target)
+    tensor(-0.2564)
+    >>> ComplementEntropy(normalization="max_entropy", reduction="none")(logits, target)  # -H / log(K - 1)
+    tensor([-1.0000, -0.8673])
     """
 
     def __init__(

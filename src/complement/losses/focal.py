@@ -38,6 +38,7 @@ def focal_loss(
     if weight is not None and weight.shape != (num_classes,):
         raise ValueError(f"focal_loss: weight must have shape ({num_classes},); got {tuple(weight.shape)}")
     kept, safe_target = split_ignored(flat_target, ignore_index)
+    assert kept is not None  # split_ignored always masks unless told nothing can be ignored
     log_p = F.log_softmax(upcast(logits), dim=1).gather(1, safe_target.unsqueeze(1)).squeeze(1)
     per_row = -((1 - log_p.exp()).clamp(min=0) ** gamma) * log_p
     row_weight = kept.to(per_row.dtype)
@@ -61,6 +62,7 @@ class FocalLoss(nn.Module):
         check_gamma(gamma)
         check_reduction(reduction)
         self.gamma = gamma
+        self.weight: Tensor | None
         self.register_buffer("weight", weight)
         self.ignore_index = ignore_index
         self.reduction = reduction

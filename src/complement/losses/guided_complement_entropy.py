@@ -41,7 +41,18 @@ def guided_complement_entropy(
     reduction: str = "mean",
     normalization: str = "log_classes",
 ) -> Tensor:
-    """Guided complement entropy ``-p_g^alpha * H(q) / Z`` (see the module docstring)."""
+    """Guided complement entropy ``-p_g^alpha * H(q) / Z`` (see the module docstring).
+
+    With a flat complement, ``H = log(K - 1)``, so the loss is ``-p_g^0.333 * log(3) / log(4)``:
+
+    >>> import torch
+    >>> from complement import guided_complement_entropy
+    >>> logits, target = torch.tensor([[2.0, 1.0, 1.0, 1.0]]), torch.tensor([0])
+    >>> guided_complement_entropy(logits, target)
+    tensor(-0.6186)
+    >>> -(logits.softmax(1)[0, 0] ** 0.333) * torch.log(torch.tensor(3.0)) / torch.log(torch.tensor(4.0))
+    tensor(-0.6186)
+    """
     check_alpha(alpha)
     check_choice("normalization", normalization, NORMALIZATIONS)
     logits, safe_target, kept, target_shape = prepare(
@@ -54,7 +65,14 @@ def guided_complement_entropy(
 
 
 class GuidedComplementEntropy(nn.Module):
-    """Module twin of :func:`guided_complement_entropy`."""
+    """Module twin of :func:`guided_complement_entropy`.
+
+    >>> import torch
+    >>> from complement import GuidedComplementEntropy
+    >>> logits, target = torch.tensor([[2.0, 1.0, 1.0, 1.0]]), torch.tensor([0])
+    >>> GuidedComplementEntropy(alpha=0.333)(logits, target)
+    tensor(-0.6186)
+    """
 
     def __init__(
         self,

@@ -22,7 +22,16 @@ def cross_entropy_and_complement_entropy(
     reduction: str = "mean",
     normalization: str = "classes",
 ) -> tuple[Tensor, Tensor]:
-    """Return ``(cross_entropy, complement_entropy)`` computed in one pass."""
+    """Return ``(cross_entropy, complement_entropy)`` computed in one pass.
+
+    >>> import torch
+    >>> from complement import cross_entropy_and_complement_entropy
+    >>> logits, target = torch.tensor([[2.0, 1.0, 1.0, 1.0]]), torch.tensor([0])
+    >>> cross_entropy_and_complement_entropy(logits, target)
+    (tensor(0.7437), tensor(-0.2747))
+    >>> torch.nn.functional.cross_entropy(logits, target)
+    tensor(0.7437)
+    """
     check_choice("normalization", normalization, NORMALIZATIONS)
     logits, safe_target, kept, target_shape = prepare(
         input, target, ignore_index, reduction, "cross_entropy_and_complement_entropy"

@@ -20,7 +20,7 @@ chunks, memory budget and backends work is in :mod:`complement.ops.chunked_linea
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -115,6 +115,7 @@ def _prepare(
     rows_impl = row_backend(backend, flat_hidden)
     rows = chunk_rows(chunk_size, memory_budget_bytes, num_classes, flat_hidden.dtype, rows_impl is TritonRows)
     kept, safe_target = split_ignored(flat_target, ignore_index)
+    assert kept is not None  # split_ignored always masks unless told nothing can be ignored
     all_kept = bool(kept.all())
     if not all_kept:
         flat_hidden, safe_target = flat_hidden[kept], safe_target[kept]
@@ -347,7 +348,11 @@ class _ChunkedLoss(nn.Module):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.reduction = reduction
-        self.chunking = {"chunk_size": chunk_size, "memory_budget_bytes": memory_budget_bytes, "backend": backend}
+        self.chunking: dict[str, Any] = {
+            "chunk_size": chunk_size,
+            "memory_budget_bytes": memory_budget_bytes,
+            "backend": backend,
+        }
 
     def _check_classes(self, weight: Tensor) -> None:
         if self.num_classes is not None and isinstance(weight, Tensor) and weight.shape[0] != self.num_classes:

@@ -131,9 +131,9 @@ def _loss_and_grad(rows_impl, terms: str, logits: Tensor, target: Tensor, row_lo
     with torch.enable_grad():
         outputs = [o.detach().requires_grad_(with_grad) for o in outputs]
         loss = row_loss(*outputs).sum()
-        coefficients = torch.autograd.grad(loss, outputs) if with_grad else None
-    if not with_grad:
-        return loss.detach(), None
+        if not with_grad:
+            return loss.detach(), None
+        coefficients = torch.autograd.grad(loss, outputs)
     grad_ce, grad_entropy = _split_grads(terms, coefficients)
     return loss.detach(), rows_impl.backward(terms, logits, target, stats, grad_ce, grad_entropy)
 
@@ -180,14 +180,17 @@ class _Gradients:
             self.grad_bias += grad_logits.sum(0, dtype=self.dtype)
 
     def result(self, scale: Tensor | None = None) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        grads = []
-        pairs = ((self.grad_hidden, self.weight), (self.grad_weight, self.weight), (self.grad_bias, self.bias))
-        for grad, like in pairs:
-            if grad is not None:
-                grad = grad if scale is None else grad * scale.to(grad.dtype)
-                grad = grad.to(like.dtype)
-            grads.append(grad)
-        return tuple(grads)
+        def finish(grad: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+            if grad is None:
+                return None
+            return (grad if scale is None else grad * scale.to(grad.dtype)).to(dtype)
+
+        # The bias gradient exists only when there is a bias, so it takes the weight's dtype (checked equal).
+        return (
+            finish(self.grad_hidden, self.weight.dtype),
+            finish(self.grad_weight, self.weight.dtype),
+            finish(self.grad_bias, self.weight.dtype),
+        )
 
 
 def _split_grads(terms: str, grads: Sequence[Tensor | None]) -> tuple[Tensor | None, Tensor | None]:

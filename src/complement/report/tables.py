@@ -70,7 +70,7 @@ def method_order(records: list[RunRecord]) -> list[str]:
 
 
 def by_method(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
-    groups = {method: [] for method in method_order(records)}
+    groups: dict[str, list[RunRecord]] = {method: [] for method in method_order(records)}
     for record in records:
         groups[record.method].append(record)
     for group in groups.values():

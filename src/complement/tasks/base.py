@@ -70,10 +70,8 @@ class Task:
 
     def summary(self) -> str:
         """One line: name, kind, classes and split sizes."""
-        return (
-            f"{self.name} ({self.kind}): {self.num_classes} classes, "
-            f"train {len(self.train)} / val {len(self.val)} / test {len(self.test)}"
-        )
+        train, val, test = (len(split) for split in (self.train, self.val, self.test))  # type: ignore[arg-type]
+        return f"{self.name} ({self.kind}): {self.num_classes} classes, train {train} / val {val} / test {test}"
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ class EncodedDataset(Dataset):
         if len(input_ids) != len(targets):
             raise ValueError(f"{len(input_ids)} sequences but {len(targets)} targets")
         self.input_ids = [torch.as_tensor(ids, dtype=torch.long) for ids in input_ids]
+        self.targets: Tensor | list[Tensor]
         if isinstance(targets, Tensor) or (len(targets) and isinstance(targets[0], int)):
             self.targets = torch.as_tensor(targets, dtype=torch.long)
         else:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .base import ALIASES, Task, register_preset, register_task
 from .datasets import ImageDataset, stack_batch
@@ -120,10 +121,11 @@ def build_image_task(
     mean, std = channel_stats(train_x)  # training statistics only: val / test must not leak into them
     val_x, val_y = (images, labels) if val is None else val
     test_x, test_y = (images, labels) if test is None else test
-    steps = [RandomShift(max(1, images.shape[-1] // 14))] if augment else []
+    steps: list[Callable[[Tensor], Tensor]] = [RandomShift(max(1, images.shape[-1] // 14))] if augment else []
     steps += [RandomHorizontalFlip()] if flip else []
     channels, height, width_px = images.shape[1:]
     num_classes = len(class_names)
+    factory: Callable[[], nn.Module]
     if model == "cnn":
         factory = functools.partial(SmallCNN, channels, num_classes, (height, width_px), width)
     else:

@@ -25,11 +25,12 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .base import Task, register_task
 from .datasets import EncodedDataset, PadCollator
@@ -129,7 +130,8 @@ def build_lm_task(
         return EncodedDataset(inputs, targets, as_dict=False)
 
     train, val, test = encoded(split.train), encoded(split.val), encoded(split.test)
-    train_targets = torch.cat(train.targets)
+    train_targets = torch.cat(list(train.targets))
+    factory: Callable[[], nn.Module]
     if model == "transformer":
         factory = functools.partial(
             CausalTransformerLM, len(vocabulary), max_length, d_model, n_layers, n_heads, dropout, PAD

@@ -104,14 +104,16 @@ def split_indices(
     for split_name, size, separate in (("test", test_size, test_source), ("val", val_size, val_source)):
         if separate is not None:
             sep_labels, sep_n = _source_size(separate)
-            count = resolve_size(size, sep_n, f"{split_name}_size") or sep_n
+            sep_count = resolve_size(size, sep_n, f"{split_name}_size")
+            count = sep_n if sep_count is None else sep_count
             if count > sep_n:
                 raise ValueError(f"{split_name}_size={count} but the {split_name} file of {name} has {sep_n} examples")
             chosen[split_name] = stratified_order(sep_labels, sep_n, generator(seed, split_name))[:count]
             continue
-        count = resolve_size(size, n, f"{split_name}_size")
-        if count is None:
+        resolved = resolve_size(size, n, f"{split_name}_size")
+        if resolved is None:
             raise ValueError(f"{split_name}_size is needed to split {name}")
+        count = resolved
         if start + count >= n:
             taken = f" and the test split takes {start}" if start else ""
             raise ValueError(

@@ -16,7 +16,7 @@ from torch import Tensor
 
 def resize(images: Tensor, size: int | tuple[int, int]) -> Tensor:
     """Resize ``(C, H, W)`` or ``(N, C, H, W)`` float images to ``size`` (bilinear, antialiased)."""
-    size = (size, size) if isinstance(size, int) else tuple(size)
+    size = (size, size) if isinstance(size, int) else (size[0], size[1])
     single = images.dim() == 3
     batch = images[None] if single else images
     if tuple(batch.shape[-2:]) != size:

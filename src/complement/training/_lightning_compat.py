@@ -16,7 +16,7 @@ import lightning.pytorch as pl
 
 CHECKED_LIGHTNING = "2.2 - 2.6"
 
-_module_trainer = pl.LightningModule.trainer  # the property object, reused by checked_trainer_property
+_module_trainer: property = pl.LightningModule.__dict__["trainer"]  # the property object, reused below
 
 
 @contextmanager
@@ -47,12 +47,12 @@ def checked_trainer_property(check: Callable[[pl.Trainer], None]) -> property:
     That happens before Lightning validates its own flags, so a Trainer flag that manual
     optimization refuses gets COT's message (which names the CotModule argument to use)."""
 
-    def get(module: pl.LightningModule) -> pl.Trainer:
-        return _module_trainer.fget(module)
+    get, set_ = _module_trainer.fget, _module_trainer.fset
+    assert get is not None and set_ is not None, "LightningModule.trainer is a read-write property"
 
-    def set(module: pl.LightningModule, trainer: pl.Trainer | None) -> None:
+    def set_checked(module: pl.LightningModule, trainer: pl.Trainer | None) -> None:
         if trainer is not None:
             check(trainer)
-        _module_trainer.fset(module, trainer)
+        set_(module, trainer)
 
-    return property(get, set)
+    return property(get, set_checked)

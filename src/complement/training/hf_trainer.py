@@ -48,7 +48,7 @@ class CotTrainer(Trainer):
             raise ValueError("fused_lm_head=True applies to causal language models; pass causal_lm=True too")
         self.causal_lm = causal_lm
         self.fused_lm_head = fused_lm_head
-        self.objective = CotObjective(
+        self.cot_objective = CotObjective(
             CotConfig(
                 mode=cot_mode,
                 complement_loss=complement_loss,
@@ -59,7 +59,7 @@ class CotTrainer(Trainer):
         )
         super().__init__(*args, **kwargs)
         self._stepper = CotStepper(
-            self.objective,
+            self.cot_objective,
             self._forward_for_phase,
             lambda loss: self.accelerator.backward(loss),  # noqa: PLW0108 (looked up per call)
             self._ce_step,
@@ -76,14 +76,14 @@ class CotTrainer(Trainer):
         features = {key: value for key, value in inputs.items() if key != LABELS}
         target = inputs[LABELS]
         if self.fused_lm_head:
-            model = self.accelerator.unwrap_model(model)
-            head = model.get_output_embeddings()
+            unwrapped: Any = self.accelerator.unwrap_model(model)  # a PreTrainedModel
+            head = unwrapped.get_output_embeddings()
             if head is None:
                 raise ValueError(
                     "fused_lm_head=True needs a model with an output embedding (LM head); "
-                    f"{type(model).__name__} has none"
+                    f"{type(unwrapped).__name__} has none"
                 )
-            hidden = model.base_model(**features).last_hidden_state
+            hidden = unwrapped.base_model(**features).last_hidden_state
             return LinearLogits(hidden[:, :-1], head.weight, head.bias), target[:, 1:]
         outputs = model(**features)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
@@ -94,7 +94,7 @@ class CotTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The first phase's loss (CE, or CE + complement in joint mode); used by evaluation too."""
         logits, target = self.logits_and_target(model, inputs)
-        part = self.objective.phase_loss(Phase.CE, logits, target)
+        part = self.cot_objective.phase_loss(Phase.CE, logits, target)
         if return_outputs and isinstance(logits, LinearLogits):
             raise ValueError("fused_lm_head=True computes no logits to return; evaluate with prediction_loss_only=True")
         return (part.loss, {"logits": logits}) if return_outputs else part.loss
@@ -112,7 +112,7 @@ class CotTrainer(Trainer):
         self._cot_model = model
         inputs = self._prepare_inputs(inputs)
         loss = self._stepper.first_phase(inputs, self.current_gradient_accumulation_steps)
-        if Phase.COMPLEMENT in self.objective.phases:
+        if Phase.COMPLEMENT in self.cot_objective.phases:
             self._cot_group.append(inputs)
         if self.accelerator.sync_gradients:
             logs = self._stepper.finish(self._cot_group, step_last=False)
@@ -129,6 +129,7 @@ class CotTrainer(Trainer):
         assert phase == Phase.CE and model is not None, "the Trainer's loop makes the group's last step"
         if self.args.max_grad_norm is not None and self.args.max_grad_norm > 0:
             self.accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+        assert self.optimizer is not None, "created by the Trainer before training starts"
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 

@@ -246,7 +246,7 @@ class CotModule(pl.LightningModule):
                 self._plateau_monitors = found
                 return result
 
-            cls.configure_optimizers = configure_optimizers
+            cls.configure_optimizers = configure_optimizers  # type: ignore[method-assign]
 
     # --- what users may override -----------------------------------------------------------
 
@@ -401,7 +401,8 @@ class CotModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Plain tensors and numbers only, so torch.load(weights_only=True) accepts the checkpoint.
-        _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+        _, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+        assert isinstance(keys, np.ndarray)
         checkpoint[RNG_KEY] = {
             "torch": torch.get_rng_state(),
             "numpy": (torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gaussian)),

@@ -123,6 +123,7 @@ class _Loss:
         if _is_callable(loss):
             self.fn, self.name, self.registered, self.is_plain_ce = loss, _name_of(loss), False, False
             return
+        assert isinstance(loss, str)
         self.name, self.registered = canonical_name(loss), True
         # Plain CE is F.cross_entropy itself: one autograd node, no Module call.
         self.is_plain_ce = self.name == "cross_entropy" and not kwargs
@@ -156,7 +157,8 @@ class CotObjective:
         self.complement_weight = float(config.complement_weight)
         self.ignore_index = config.ignore_index
         complement_kwargs = dict(config.complement_loss_kwargs or {})
-        if not _is_callable(config.complement_loss) and not is_complement_objective(config.complement_loss):
+        named = config.complement_loss if isinstance(config.complement_loss, str) else None
+        if named is not None and not is_complement_objective(named):
             raise ValueError(
                 f"{config.complement_loss!r} is not a complement objective for COT's second step; use "
                 "'complement_entropy' or 'guided_complement_entropy', or train it alone with mode='off' "
