@@ -1,6 +1,6 @@
 """Every use of Lightning's internals by ``CotModule``, in one place.
 
-Manual optimization leaves three gaps that Lightning's public API does not fill; each
+Manual optimization leaves four gaps that Lightning's public API does not fill; each
 helper below fills one with an internal, and ``tests/test_lightning_compat.py`` checks
 each against the installed Lightning, so an upgrade that moves one fails there first.
 Checked against ``CHECKED_LIGHTNING`` (see ``pyproject.toml``'s floor).
@@ -39,6 +39,13 @@ def loggers_will_write(trainer: pl.Trainer) -> bool:
 
     ``self.log`` costs ~1 ms per call on CPU, so step values are logged only then."""
     return bool(getattr(trainer._logger_connector, "should_update_logs", True))
+
+
+def is_last_batch(trainer: pl.Trainer) -> bool:
+    """Whether the batch being trained is the epoch's last, also for loaders of unknown length.
+
+    Lightning prefetches one batch, so it knows this before ``training_step`` runs."""
+    return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
 
 
 def checked_trainer_property(check: Callable[[pl.Trainer], None]) -> property:

@@ -112,8 +112,7 @@ class CotTrainer(Trainer):
         self._cot_model = model
         inputs = self._prepare_inputs(inputs)
         loss = self._stepper.first_phase(inputs, self.current_gradient_accumulation_steps)
-        if Phase.COMPLEMENT in self.cot_objective.phases:
-            self._cot_group.append(inputs)
+        self._cot_group.append(inputs)  # phase 2 replays the group; the stepper checks its size
         if self.accelerator.sync_gradients:
             logs = self._stepper.finish(self._cot_group, step_last=False)
             self._cot_group = []
@@ -131,7 +130,7 @@ class CotTrainer(Trainer):
             self.accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
         assert self.optimizer is not None, "created by the Trainer before training starts"
         self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        model.zero_grad(set_to_none=True)  # all of them: the optimizer may not hold every parameter
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if self._cot_log_count and "loss" in logs:

@@ -20,6 +20,8 @@ optimization and handles what that breaks upstream::
   formats. Schedulers are stepped here, once per COT step (``interval="step"``) or per
   epoch, including ``ReduceLROnPlateau`` on ``train_loss``/``cot_loss`` or a logged metric.
 - Batches are ``(inputs, target)``; override :meth:`logits_and_target` for others.
+  ``training_step`` is CotModule's: a subclass that overrides it must call
+  ``super().training_step(batch, batch_idx)``, or no COT step runs (it is refused).
 - Gradient accumulation and clipping are arguments of the module: the Trainer's flags
   for them are refused in manual optimization. Clipping runs in
   ``on_before_optimizer_step``, after the AMP scaler has unscaled the gradients, so
@@ -28,8 +30,14 @@ optimization and handles what that breaks upstream::
 - ``trainer.global_step`` counts COT steps, not optimizer steps: the complement step
   is not counted, so ``max_steps``, step-interval checkpoints and schedulers count
   batches (per accumulation group) as in plain CE training (upstream #17958 doubles them).
-- Checkpoints carry both optimizers, the schedulers, the loop counters (Lightning)
-  and the RNG states (here), so resuming at an epoch boundary replays the same run.
+- Checkpoints carry both optimizers, the schedulers, the loop counters (Lightning),
+  and here every RNG state and the epoch's running statistics, so a run resumed from
+  any checkpoint, mid-epoch included, is the run it would have been: use a resumable
+  loader (:func:`complement.training.resumable_loader`), which Lightning saves and
+  restores with the checkpoint. Lightning writes step-interval checkpoints after the
+  batch that completes an accumulation group, where nothing is pending.
+- A loader of unknown length may end inside an accumulation group: that last group is
+  stepped with its gradients rescaled to the mean over the batches it had.
 - Logging: each COT step's ``train_loss``/``cot_loss`` as ``*_step`` (progress bar) on the
   Trainer's ``log_every_n_steps``, and at the end of each epoch their means over all
   kept targets as ``*_epoch`` with ``train_acc`` (summed over DDP ranks), before the
@@ -41,19 +49,22 @@ optimization and handles what that breaks upstream::
 from __future__ import annotations
 
 import functools
-import random
+import warnings
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
-import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ._lightning_compat import checked_trainer_property, loggers_will_write, step_not_counted
+from ._lightning_compat import checked_trainer_property, is_last_batch, loggers_will_write, step_not_counted
+from .epoch_stats import EpochStats
+from .lightning_schedulers import Monitors, split_plateau_keys, step_schedulers
 from .objective import CotConfig, CotObjective, LinearLogits, LossFn, Phase, flatten_class_last
+from .rng import rng_state, set_rng_state
 from .stepper import CotStepper, check_clipping, group_size, split_batch, split_optimizers
 
 RNG_KEY = "complement_rng_states"
+EPOCH_STATS_KEY = "complement_epoch_stats"
+PROGRESS_BAR = ("train_loss", "cot_loss")
 
 
 def _check_trainer_flags(trainer: pl.Trainer) -> None:
@@ -71,102 +82,44 @@ def _check_trainer_flags(trainer: pl.Trainer) -> None:
         )
 
 
-PLATEAU_KEYS = ("monitor", "strict")
-PROGRESS_BAR = ("train_loss", "cot_loss")
+def _wrap_configure_optimizers(original):
+    """Record the plateau monitors of the outermost call only: a subclass returning
+    ``super().configure_optimizers()`` must not lose the parent's ``monitor``."""
+
+    @functools.wraps(original)
+    def configure_optimizers(self):
+        if getattr(self, "_configuring_optimizers", False):  # an inner super() call
+            return original(self)
+        self._configuring_optimizers = True
+        try:
+            result = original(self)
+        finally:
+            self._configuring_optimizers = False
+        found: Monitors = {}
+        result = split_plateau_keys(result, found)
+        self._plateau_monitors = found
+        return result
+
+    return configure_optimizers
 
 
-class EpochStats:
-    """An epoch's training logs, kept as device tensors (no per-step host sync).
+def _wrap_training_step(original):
+    """Refuse a ``training_step`` that does not run CotModule's (the blog's ``CotBert`` pattern)."""
 
-    Each COT step's logged losses are weighted by the targets it trained on, so the
-    epoch value is the mean over all kept targets; ``train_acc`` counts phase-1
-    predictions. The per-step scalars are only collected; they are reduced every
-    ``FLUSH_EVERY`` steps with one ``stack`` per quantity, because on CPU each small
-    tensor op costs microseconds that would add up to a visible share of a small
-    model's step. :meth:`compute` sums over DDP ranks in one collective."""
+    @functools.wraps(original)
+    def training_step(self, batch, batch_idx, *args, **kwargs):
+        self._cot_step_ran = False
+        result = original(self, batch, batch_idx, *args, **kwargs)
+        if not self._cot_step_ran:
+            raise TypeError(
+                f"{type(self).__name__}.training_step did not call CotModule.training_step, so no COT step ran and "
+                "nothing was trained. CotModule does both steps itself: delete your training_step and return "
+                "(logits, target) from logits_and_target(batch) (or forward(inputs)); to add work per batch, call "
+                "super().training_step(batch, batch_idx) from yours."
+            )
+        return result
 
-    FLUSH_EVERY = 256
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.groups = 0
-        self.with_accuracy = True
-        self._totals: dict[str, Tensor] = {}  # float64 sums of what has been flushed
-        self._correct: list[Tensor] = []  # per batch
-        self._kept: list[Tensor] = []  # per batch
-        self._group_kept: list[Tensor] = []  # the batches of the open accumulation group
-        self._weights: list[Tensor] = []  # per group: its kept targets
-        self._logs: dict[str, list[Tensor]] = {}  # per group
-
-    def add_batch(self, correct: Tensor | None, kept: Tensor) -> None:
-        if correct is None:
-            self.with_accuracy = False
-        else:
-            self._correct.append(correct)
-        self._kept.append(kept)
-        self._group_kept.append(kept)
-
-    def add_group(self, logs: dict[str, Tensor]) -> None:
-        kept = self._group_kept
-        self._weights.append(kept[0] if len(kept) == 1 else torch.stack(kept).sum())
-        self._group_kept = []
-        for name, value in logs.items():
-            self._logs.setdefault(name, []).append(value)
-        self.groups += 1
-        if len(self._weights) >= self.FLUSH_EVERY:
-            self._flush()
-
-    def _add(self, name: str, total: Tensor) -> None:
-        total = total.double()
-        self._totals[name] = self._totals[name] + total if name in self._totals else total
-
-    def _flush(self) -> None:
-        if self._weights:
-            weights = torch.stack(self._weights).double()
-            for name, values in self._logs.items():
-                self._add(name, (torch.stack(values).double() * weights).sum())
-        for name, values in (("correct", self._correct), ("kept", self._kept)):
-            if values:
-                self._add(name, torch.stack(values).sum())
-        self._correct, self._kept, self._weights, self._logs = [], [], [], {}
-
-    def compute(self, strategy) -> dict[str, Tensor]:
-        if not self.groups:
-            return {}
-        self._flush()
-        names = sorted(n for n in self._totals if n not in ("correct", "kept"))
-        kept_total = self._totals["kept"]
-        correct = self._totals.get("correct", torch.zeros_like(kept_total))
-        totals = strategy.reduce(torch.stack([*(self._totals[n] for n in names), correct, kept_total]), reduce_op="sum")
-        kept = totals[-1].clamp(min=1)
-        means = {name: (totals[i] / kept).float() for i, name in enumerate(names)}
-        if self.with_accuracy:
-            means["train_acc"] = (totals[-2] / kept).float()
-        return means
-
-
-def split_plateau_keys(config: Any, found: dict[int, tuple[str | None, bool]], monitor: str | None = None) -> Any:
-    """Strip ``monitor``/``strict`` from scheduler dicts of a configure_optimizers result.
-
-    Lightning drops them (with a warning) in manual optimization; ``found`` records them
-    by scheduler identity so CotModule can step ReduceLROnPlateau with the right value."""
-    if isinstance(config, (list, tuple)):
-        return type(config)(split_plateau_keys(item, found, monitor) for item in config)
-    if not isinstance(config, dict):
-        if isinstance(config, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            found[id(config)] = (monitor, True)
-        return config
-    if "optimizer" in config:  # {"optimizer": ..., "lr_scheduler": ..., "monitor": ...}
-        rest = {k: v for k, v in config.items() if k not in PLATEAU_KEYS}
-        if "lr_scheduler" in rest:
-            rest["lr_scheduler"] = split_plateau_keys(rest["lr_scheduler"], found, config.get("monitor", monitor))
-        return rest
-    if "scheduler" in config:
-        found[id(config["scheduler"])] = (config.get("monitor", monitor), config.get("strict", True))
-        return {k: v for k, v in config.items() if k not in PLATEAU_KEYS}
-    return config
+    return training_step
 
 
 class CotModule(pl.LightningModule):
@@ -221,12 +174,19 @@ class CotModule(pl.LightningModule):
         self.cot_gradient_clip_val = gradient_clip_val
         self.cot_gradient_clip_algorithm = gradient_clip_algorithm
         self._stepper = CotStepper(
-            self.objective, self._forward_for_phase, self.manual_backward, self._optimizer_step, check_finite
+            self.objective,
+            self._forward_for_phase,
+            self.manual_backward,
+            self._optimizer_step,
+            check_finite,
+            rescale=self._rescale_gradients,
         )
         self._group: list[Any] = []
         self._group_logs: dict[str, Tensor] = {}
         self._epoch_stats = EpochStats()
         self._epoch_means: dict[str, Tensor] = {}
+        self._plateau_monitors: Monitors = {}
+        self._restored_stats = False
         self.val_metrics = self.test_metrics = None
         if num_classes is not None:
             from ..metrics import classification_metrics
@@ -237,25 +197,23 @@ class CotModule(pl.LightningModule):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "configure_optimizers" in cls.__dict__:
-            original = cls.__dict__["configure_optimizers"]
-
-            @functools.wraps(original)
-            def configure_optimizers(self):
-                found: dict[int, tuple[str | None, bool]] = {}
-                result = split_plateau_keys(original(self), found)
-                self._plateau_monitors = found
-                return result
-
-            cls.configure_optimizers = configure_optimizers  # type: ignore[method-assign]
+            cls.configure_optimizers = _wrap_configure_optimizers(cls.__dict__["configure_optimizers"])  # type: ignore[method-assign]
+        if "training_step" in cls.__dict__:
+            cls.training_step = _wrap_training_step(cls.__dict__["training_step"])  # type: ignore[method-assign]
 
     # --- what users may override -----------------------------------------------------------
 
-    def logits_and_target(self, batch: Any) -> tuple[Tensor, Tensor]:
+    def logits_and_target(self, batch: Any) -> tuple[Tensor | LinearLogits, Tensor]:
         """Return class-last ``(logits, target)`` for a batch; the default takes ``(inputs, target)``."""
         inputs, target = split_batch(batch, "Override CotModule.logits_and_target(batch) to return (logits, target).")
         return self(inputs), target
 
-    # --- Lightning plumbing ----------------------------------------------------------------
+    @property
+    def epoch_means(self) -> dict[str, Tensor]:
+        """The last finished training epoch's means (``train_loss``, ``cot_loss``, ``train_acc``)."""
+        return dict(self._epoch_means)
+
+    # --- the COT step ----------------------------------------------------------------------
 
     trainer = checked_trainer_property(_check_trainer_flags)
 
@@ -263,10 +221,26 @@ class CotModule(pl.LightningModule):
     def mode(self) -> str:
         return self.objective.mode
 
-    def _optimizers_by_phase(self):
-        optimizers = self.optimizers()
-        ce, complement = split_optimizers(optimizers if isinstance(optimizers, list) else [optimizers])
-        return {Phase.CE: ce, Phase.COMPLEMENT: complement}
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        self._cot_step_ran = True
+        size = self._group_size(batch_idx)
+        self._stepper.first_phase(batch, size)
+        self._group.append(batch)
+        last = is_last_batch(self.trainer)
+        if len(self._group) >= size or last:  # the last batch closes a short group of an unsized loader
+            self._finish_group()
+        if last or batch_idx + 1 == self.trainer.num_training_batches:
+            self._log_epoch_means()  # before the epoch-end validation, so callbacks there see them
+
+    def _group_size(self, batch_idx: int) -> int:
+        num_batches = self.trainer.num_training_batches
+        if batch_idx >= num_batches:
+            raise RuntimeError(
+                f"CotModule got batch {batch_idx} of an epoch of {num_batches} batches: the loader yielded more "
+                "batches than it reported (a resumed run whose loader was not restored?). Use "
+                "complement.training.resumable_loader, whose position Lightning saves in checkpoints."
+            )
+        return group_size(batch_idx, self.cot_accumulate_grad_batches, num_batches)
 
     def _forward_for_phase(self, batch: Any, phase: Phase) -> tuple[Tensor | LinearLogits, Tensor]:
         logits, target = self.logits_and_target(batch)
@@ -286,14 +260,22 @@ class CotModule(pl.LightningModule):
             hits &= flat_target != ignore_index
         self._epoch_stats.add_batch(hits.sum(), kept)
 
-    def _optimizer_step(self, phase: str) -> None:
-        optimizer = self._optimizers_by_phase()[phase]
+    def _optimizer_step(self, phase: Phase) -> None:
+        optimizers = self.optimizers()
+        ce, complement = split_optimizers(optimizers if isinstance(optimizers, list) else [optimizers])
         if phase == Phase.COMPLEMENT:
-            with step_not_counted(optimizer):
-                optimizer.step()
+            with step_not_counted(complement):
+                complement.step()
         else:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+            ce.step()
+        # All of the model's gradients, not only the optimizer's: with two optimizers over
+        # different parameters, no gradient of one phase may reach the other's step.
+        self.zero_grad(set_to_none=True)
+
+    def _rescale_gradients(self, factor: float) -> None:
+        for parameter in self.parameters():
+            if parameter.grad is not None:
+                parameter.grad.mul_(factor)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         if self.cot_gradient_clip_val is not None:
@@ -302,15 +284,6 @@ class CotModule(pl.LightningModule):
                 gradient_clip_val=self.cot_gradient_clip_val,
                 gradient_clip_algorithm=self.cot_gradient_clip_algorithm,
             )
-
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        size = group_size(batch_idx, self.cot_accumulate_grad_batches, self.trainer.num_training_batches)
-        self._stepper.first_phase(batch, size)
-        self._group.append(batch)
-        if len(self._group) >= size:
-            self._finish_group()
-        if batch_idx + 1 == self.trainer.num_training_batches:
-            self._log_epoch_means()  # before the epoch-end validation, so callbacks there see them
 
     def _finish_group(self) -> None:
         logs = self._stepper.finish(self._group)
@@ -324,7 +297,9 @@ class CotModule(pl.LightningModule):
                 self.log(
                     f"{name}_step", value, prog_bar=name in PROGRESS_BAR, on_step=True, on_epoch=False, batch_size=1
                 )
-        self._step_schedulers("step")
+        step_schedulers(self.trainer, "step", self.trainer.global_step, self._plateau_monitors, self._group_logs)
+
+    # --- epochs ----------------------------------------------------------------------------
 
     def _log_epoch_means(self) -> None:
         means = self._epoch_stats.compute(self.trainer.strategy)
@@ -336,52 +311,32 @@ class CotModule(pl.LightningModule):
             if forked != name:  # the plain name, for callbacks (ModelCheckpoint/EarlyStopping) as Lightning gives it
                 self.log(name, value, logger=False, on_step=False, on_epoch=True, batch_size=1)
 
+    def on_fit_start(self) -> None:
+        _warn_about_eval_mode(self)
+
     def on_train_epoch_start(self) -> None:
-        self._epoch_stats.reset()
+        if not self._restored_stats:  # a mid-epoch resume keeps the statistics it restored
+            self._epoch_stats.reset()
+        self._restored_stats = False
         self._epoch_means = {}
 
     def on_train_epoch_end(self) -> None:
-        if self._group:  # an iterable loader ended inside an accumulation group
+        if self._group:  # the loader ended inside a group without flagging its last batch
             self._finish_group()
-        if self._epoch_stats.groups:  # a loader of unknown length: the epoch ended only now
+        if self._epoch_stats.groups:  # ... nor the end of the epoch
             self._log_epoch_means()
-        self._step_schedulers("epoch")
+        step_schedulers(self.trainer, "epoch", self.current_epoch + 1, self._plateau_monitors, self._epoch_means)
 
-    def _step_schedulers(self, interval: str) -> None:
-        count = self.trainer.global_step if interval == "step" else self.current_epoch + 1
-        for config in self.trainer.lr_scheduler_configs:
-            if config.interval != interval or count % config.frequency:
-                continue
-            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                monitor, strict = getattr(self, "_plateau_monitors", {}).get(id(config.scheduler), (None, True))
-                if monitor is None:
-                    raise ValueError(
-                        "ReduceLROnPlateau needs a metric: return it as {'scheduler': ..., 'monitor': 'train_loss'} "
-                        "(or 'cot_loss', or a logged metric such as 'val_loss') from configure_optimizers"
-                    )
-                value = self._monitored(monitor, interval)
-                if value is None:
-                    if strict:
-                        available = sorted(
-                            set(self._group_logs) | set(self._epoch_means) | set(self.trainer.callback_metrics)
-                        )
-                        raise ValueError(
-                            f"ReduceLROnPlateau monitors {monitor!r}, which has not been logged; "
-                            f"available: {available}. Log it, or set 'strict': False to skip the step."
-                        )
-                    continue
-                config.scheduler.step(value)
-            else:
-                config.scheduler.step()
-
-    def _monitored(self, name: str | None, interval: str):
-        own = self._group_logs if interval == "step" else self._epoch_means
-        if name in own:
-            return own[name]
-        return self.trainer.callback_metrics.get(name)
+    # --- evaluation ------------------------------------------------------------------------
 
     def _evaluate(self, batch: Any, stage: str) -> Tensor:
-        logits, target = flatten_class_last(*self.logits_and_target(batch))
+        logits, target = self.logits_and_target(batch)
+        if isinstance(logits, LinearLogits):
+            raise TypeError(
+                f"{stage} needs materialized logits, and logits_and_target returned LinearLogits; compute the logits "
+                "for evaluation (if not self.training: return the output layer's logits)."
+            )
+        logits, target = flatten_class_last(logits, target)
         loss = self.objective.cross_entropy(logits, target)
         batch_size = int((target != self.objective.ignore_index).sum())
         self.log(f"{stage}_loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=max(batch_size, 1))
@@ -400,20 +355,48 @@ class CotModule(pl.LightningModule):
     # --- exact resume ----------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self._group:
+            warnings.warn(
+                f"a checkpoint is being saved inside an accumulation group ({len(self._group)} of its batches done); "
+                "resuming from it repeats that group's first phase. Save at COT steps (every_n_train_steps).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
         # Plain tensors and numbers only, so torch.load(weights_only=True) accepts the checkpoint.
-        _, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
-        assert isinstance(keys, np.ndarray)
-        checkpoint[RNG_KEY] = {
-            "torch": torch.get_rng_state(),
-            "numpy": (torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gaussian)),
-            "python": random.getstate(),
-        }
+        checkpoint[RNG_KEY] = rng_state()
+        checkpoint[EPOCH_STATS_KEY] = self._epoch_stats.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        states = checkpoint.get(RNG_KEY)
-        if states is not None:
-            torch.set_rng_state(states["torch"])
-            keys, position, has_gauss, cached_gaussian = states["numpy"]
-            np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
-            version, internal, gauss = states["python"]
-            random.setstate((version, tuple(internal), gauss))
+        if RNG_KEY in checkpoint:
+            set_rng_state(checkpoint[RNG_KEY])
+        if EPOCH_STATS_KEY in checkpoint:
+            self._epoch_stats.load_state_dict(checkpoint[EPOCH_STATS_KEY])
+            self._restored_stats = True
+
+
+def _warn_about_eval_mode(module: nn.Module) -> None:
+    """Warn once when modules whose mode matters are in eval mode as training starts.
+
+    Lightning keeps each submodule's mode, and ``from_pretrained`` returns eval mode, so a
+    pretrained transformer would train with dropout off. A mode set on purpose is kept."""
+    affected = [
+        name
+        for name, sub in module.named_modules()
+        if name
+        and not sub.training
+        and (
+            isinstance(sub, (nn.Dropout, nn.modules.batchnorm._BatchNorm))
+            or any(p.requires_grad for p in sub.parameters(recurse=False))
+        )
+    ]
+    if affected:
+        shown = ", ".join(affected[:5]) + (f" and {len(affected) - 5} more" if len(affected) > 5 else "")
+        warnings.warn(
+            f"{type(module).__name__}: {len(affected)} trainable or dropout/BatchNorm submodule(s) are in eval mode "
+            f"as training starts ({shown}): their dropout is off and BatchNorm statistics are frozen. Lightning "
+            "keeps submodule modes, and from_pretrained() returns a model in eval mode: call .train() on it in "
+            "__init__ unless you froze these modules on purpose.",
+            UserWarning,
+            stacklevel=2,
+        )

@@ -85,6 +85,7 @@ class CotStepper:
         step: Callable[[Phase], None],
         check_finite: bool = True,
         loss_context: Callable[[], AbstractContextManager] = nullcontext,
+        rescale: Callable[[float], None] | None = None,
     ):
         self.objective = objective
         self.forward = forward
@@ -92,6 +93,8 @@ class CotStepper:
         self.step = step
         self.check_finite = check_finite
         self.loss_context = loss_context  # e.g. the HF Trainer's autocast, around forward and loss
+        self.rescale = rescale  # multiplies the accumulated gradients (a group that ended short)
+        self._planned_size = 0
         self._logs: dict[str, Tensor] = {}
 
     def _run(self, phase: Phase, batch: Any, scale: float) -> Tensor:
@@ -110,13 +113,19 @@ class CotStepper:
     def first_phase(self, batch: Any, group_size: int) -> Tensor:
         """Phase 1 (or the only phase) for one micro-batch of a group of ``group_size``;
         returns its detached loss, scaled by ``1 / group_size``."""
+        self._planned_size = group_size
         return self._run(Phase.CE, batch, 1.0 / group_size)
 
     def finish(self, batches: Sequence[Any], step_last: bool = True) -> dict[str, Tensor]:
         """Step phase 1, run and step phase 2 on ``batches``; return the group's mean losses.
 
         ``step_last=False`` leaves the group's last step (phase 2's, or phase 1's when it is
-        the only phase) to the caller's loop."""
+        the only phase) to the caller's loop. A group shorter than planned (a loader of
+        unknown length ended inside it) has its phase-1 gradients and logs rescaled from
+        ``1 / planned`` to ``1 / len(batches)`` first, so it steps on the mean like any group."""
+        if self._planned_size and self._planned_size != len(batches):
+            self._rescale_short_group(self._planned_size / len(batches))
+        self._planned_size = 0
         phases = self.objective.phases
         if step_last or len(phases) > 1:
             self.step(Phase.CE)
@@ -127,6 +136,12 @@ class CotStepper:
                 self.step(Phase.COMPLEMENT)
         logs, self._logs = self._logs, {}
         return logs
+
+    def _rescale_short_group(self, factor: float) -> None:
+        if self.rescale is None:
+            raise RuntimeError("this front end cannot rescale a short accumulation group; pass the group's size")
+        self.rescale(factor)
+        self._logs = {name: value * factor for name, value in self._logs.items()}
 
     def run(self, batches: Sequence[Any]) -> dict[str, Tensor]:
         """A whole COT step on a group of micro-batches."""

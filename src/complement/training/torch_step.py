@@ -89,7 +89,10 @@ class CotStep:
             self.scaler.update()
         else:
             optimizer.step()
+        # All of the model's gradients, not only the optimizer's: with two optimizers over
+        # different parameters, no gradient of one phase may reach the other's step.
         optimizer.zero_grad(set_to_none=True)
+        self.model.zero_grad(set_to_none=True)
 
     def step(self, batch: Any = None, *, micro_batches: Sequence[Any] | None = None) -> dict[str, Tensor]:
         """One COT step on ``batch``, or on ``micro_batches`` accumulated into one step.
