@@ -80,7 +80,7 @@ def test_compare_end_to_end_writes_report_and_figures(blobs, tmp_path, capsys):
         assert method in output
         for seed in (0, 1):
             run = compare_dir / f"{method}-seed{seed}"
-            assert read_status(run) == "complete"
+            assert read_status(run).status == "complete"
             assert (run / "logs" / "metrics.csv").stat().st_size > 0 and (run / "predictions.pt").exists()
     history = json.loads((compare_dir / "cot-seed0" / "history.json").read_text())
     assert [row["passes"] for row in history] == [10, 20]  # 5 batches x 2 passes per epoch
@@ -98,15 +98,15 @@ def test_compare_resume_finishes_only_what_is_missing(blobs, tmp_path, monkeypat
     real_fit_run = cli.fit_run
     calls = []
 
-    def failing_fit_run(task, method, seed, run_dir, config, progress=True, resume=False):
-        calls.append((method, seed, resume))
-        if method == "cot" and seed == 1 and not resume:
-            run_dir.joinpath("status.json").write_text(json.dumps({"status": "running"}))
+    def failing_fit_run(task, spec, run_dir, progress=True, resume=False):
+        calls.append((spec.method, spec.seed, resume))
+        if spec.method == "cot" and spec.seed == 1 and not resume:
+            run_dir.joinpath("status.json").write_text(json.dumps({"status": "interrupted"}))
             raise KeyboardInterrupt
-        return real_fit_run(task, method, seed, run_dir, config, progress=progress, resume=resume)
+        return real_fit_run(task, spec, run_dir, progress=progress, resume=resume)
 
     monkeypatch.setattr(cli, "fit_run", failing_fit_run)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit, match="130"):
         main(
             [
                 "compare",
@@ -124,7 +124,7 @@ def test_compare_resume_finishes_only_what_is_missing(blobs, tmp_path, monkeypat
         )
     (compare_dir,) = tmp_path.iterdir()
     assert not (compare_dir / "report.md").exists()  # an interrupted comparison does not look complete
-    assert read_status(compare_dir / "cot-seed1") == "running"
+    assert read_status(compare_dir / "cot-seed1").status == "interrupted"
     calls.clear()
     main(["compare", "--resume", str(compare_dir), "--progress", "false"])
     assert calls == [("cot", 1, True)]
@@ -136,17 +136,18 @@ def test_fit_writes_a_new_directory_each_time(blobs, tmp_path, capsys):
     main(args)
     main(args)
     runs = sorted(tmp_path.iterdir())
-    assert len(runs) == 2 and all(read_status(run) == "complete" for run in runs)
+    assert len(runs) == 2 and all(read_status(run).status == "complete" for run in runs)
     assert "test_acc" in capsys.readouterr().out
 
 
 def test_interrupted_fit_saved_the_task_as_asked_for_resume(blobs, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="fail=True"):
         main(
-            ["fit", "--task", "blobs", "--task_options", "{fail: true}", "--out", str(tmp_path), "--progress", "false"]
-        )
+            ["fit", "--task", "blobs", "--task_options", "{fail: true}", "--out", str(tmp_path), "--progress", "false",
+             "--debug"]
+        )  # fmt: skip
     (run,) = tmp_path.iterdir()
-    assert read_status(run) == "failed"
+    assert read_status(run).status == "failed"
     saved = json.loads((run / "config.json").read_text())
     assert saved["task"] == "blobs" and saved["task_options"] == {"fail": True}
     seen = []
@@ -154,7 +155,7 @@ def test_interrupted_fit_saved_the_task_as_asked_for_resume(blobs, tmp_path, mon
         cli, "_build_task", lambda task, options, seed: seen.append((task, options)) or blobs_task(seed)
     )
     main(["fit", "--resume", str(run), "--progress", "false"])
-    assert seen == [("blobs", {"fail": True})] and read_status(run) == "complete"
+    assert seen == [("blobs", {"fail": True})] and read_status(run).status == "complete"
 
 
 def test_config_file_and_unknown_key(blobs, tmp_path, capsys):
@@ -174,7 +175,7 @@ def test_config_file_and_unknown_key(blobs, tmp_path, capsys):
     [
         (["compare", "--task", "nope", "--seeds", "1"], ValueError, "unknown task 'nope'"),
         (["compare", "--task", "blobs", "--methods", "[ce, magic]"], ValueError, "unknown method 'magic'"),
-        (["compare", "--task", "blobs", "--seeds", "0"], ValueError, "seeds must be >= 1"),
+        (["compare", "--task", "blobs", "--seeds", "0"], ValueError, "seeds must be an integer >= 1"),
         (
             ["compare", "--task", "blobs", "--train.optimizer", "lion", "--seeds", "1", "--methods", "[ce]"],
             ValueError,
@@ -187,6 +188,6 @@ def test_config_file_and_unknown_key(blobs, tmp_path, capsys):
 )
 def test_bad_input_is_a_clear_error(blobs, tmp_path, args, error, message):
     with pytest.raises(error, match=message):
-        main(args + ["--out", str(tmp_path), "--progress", "false"])
+        main(args + ["--out", str(tmp_path), "--progress", "false", "--debug"])
     if "--resume" not in args and args[0] == "compare":
         assert not any(tmp_path.iterdir()) or all(not (d / "report.md").exists() for d in tmp_path.iterdir())

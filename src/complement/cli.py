@@ -4,29 +4,50 @@
     complement compare --task digits --methods '[ce, cot]' --seeds 3 --train.max_epochs 5
     complement compare --resume runs/compare-mnist-20261123-101500   # finish an interrupted comparison
     complement fit --task mnist --method cot --seed 0        # one run
+    complement fit --resume runs/mnist-cot-seed0-...  --train.max_epochs 20   # continue, and train longer
+    complement status runs/compare-mnist-20261123-101500     # which runs are running, done, dead
     complement list                                          # tasks, methods, losses
 
 Every option can come from a YAML file given with ``--config``; a key that does not exist
-is an error. Runs go to new directories under ``--out`` (default ``runs``).
+is an error. Runs go to new directories under ``--out`` (default ``runs``); everything
+is checked before a directory is made. A user error prints one line and exits with
+status 1; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shlex
+import signal
 import sys
 import time
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from jsonargparse import CLI
 
-from .runs import METHODS, TrainConfig, fit_run, get_method, load_run_record, new_run_dir, read_status
+from ._atomic import write_json
+from .runs import (
+    METHODS,
+    RESUME_CHANGES,
+    RunSpec,
+    TrainConfig,
+    fit_run,
+    get_method,
+    load_run_record,
+    load_spec,
+    new_run_dir,
+    read_status,
+    resumed,
+    save_spec,
+)
+from .runs.config import ResolvedTrainConfig
 
 COMPARE_FILE = "compare.json"
+DEFAULT_TASK, DEFAULT_METHOD, DEFAULT_METHODS, DEFAULT_SEEDS = "mnist", "cot", ["ce", "cot", "ce_2x"], 3
 
 
 def _quiet() -> None:
@@ -37,6 +58,7 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*number of training batches.*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*litlogger.*")
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
 
 
 def _build_task(task: str, task_options: dict[str, Any], seed: int):
@@ -45,10 +67,36 @@ def _build_task(task: str, task_options: dict[str, Any], seed: int):
     return build_task(task, seed=seed, **task_options)
 
 
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    """A settings file of a run or comparison, with a clear error when it is missing or damaged."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path.parent} is not a {what} directory (no {path.name})") from None
+    except ValueError as error:
+        raise ValueError(f"{path} is damaged ({error}); it cannot be resumed. Start a new {what}.") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a {what}'s settings; it cannot be resumed")
+    return data
+
+
+def _refuse_if_running(run_dir: Path) -> None:
+    status = read_status(run_dir)
+    if status.alive:
+        raise RuntimeError(f"{run_dir} is still running ({status.detail}); stop it before resuming")
+
+
+def _refuse_changes(given: dict[str, Any], saved: dict[str, Any], what: str, allowed: str) -> None:
+    changed = {key: value for key, value in given.items() if value is not None and value != saved.get(key)}
+    if changed:
+        listed = ", ".join(f"--{key} {value!r} (saved: {saved.get(key)!r})" for key, value in changed.items())
+        raise ValueError(f"--resume continues {what} as saved; {listed} would change it. {allowed}")
+
+
 def fit(
-    task: str = "mnist",
-    method: str = "cot",
-    seed: int = 0,
+    task: str | None = None,
+    method: str | None = None,
+    seed: int | None = None,
     train: TrainConfig = TrainConfig(),  # noqa: B008 (jsonargparse reads the default)
     task_options: dict[str, Any] | None = None,
     out: Path = Path("runs"),
@@ -58,48 +106,50 @@ def fit(
     """Train one run of a task with a method; print its test metrics and directory.
 
     Args:
-        task: a task name (``complement list`` shows them).
-        method: how to train: ce, cot, cot_joint, ce_2x, gce, cce, ls, focal.
-        seed: seed of the data split, initialization and shuffling.
+        task: a task name (``complement list`` shows them); default mnist.
+        method: how to train: ce, cot, cot_joint, ce_2x, gce, cce, ls, focal; default cot.
+        seed: seed of the data split, initialization and shuffling; default 0.
         train: hyper-parameters; unset ones take the task's defaults.
         task_options: task keyword arguments, e.g. ``{label_noise: 0.2, data_path: my.csv}``.
         out: parent directory of the run directory.
-        resume: an earlier run directory to continue from its last checkpoint.
+        resume: an earlier run directory to continue from its newest checkpoint. Its task, method,
+            seed and settings are kept; ``--train.max_epochs`` (to train longer) and
+            ``--train.checkpoint_every_n_steps`` may change.
         progress: show Lightning's progress bars.
     """
     _quiet()
     if resume is not None:
-        resume = Path(resume)
-        saved = json.loads((resume / "config.json").read_text()) if (resume / "config.json").exists() else None
-        if saved is None:
-            raise FileNotFoundError(f"{resume} is not a run directory (no config.json); pass a directory made by fit")
-        task, method, seed = saved.pop("task"), saved.pop("method"), saved.pop("seed")
-        task_options = saved.pop("task_options", {})
-        train = TrainConfig(**saved)
-        run_dir = resume
+        run_dir = Path(resume)
+        spec = load_spec(run_dir)
+        _refuse_changes(
+            {"task": task, "method": method, "seed": seed, "task_options": task_options},
+            {"task": spec.task, "method": spec.method, "seed": spec.seed, "task_options": spec.task_options},
+            "a run",
+            "Start a new run to change them.",
+        )
+        _refuse_if_running(run_dir)
+        spec = RunSpec(spec.task, spec.method, spec.seed, resumed(spec.train, train, tuple(RESUME_CHANGES), "a run"),
+                       spec.task_options)  # fmt: skip
+        built = _build_task(spec.task, spec.task_options, spec.seed)
+        save_spec(run_dir, spec)
     else:
+        task, method = task or DEFAULT_TASK, method or DEFAULT_METHOD
+        seed = 0 if seed is None else seed
         get_method(method)
+        options = dict(task_options or {})
+        built = _build_task(task, options, seed)  # validates the task, its options and its data first
+        spec = RunSpec(task, method, seed, train.resolved(built.defaults), options)
         run_dir = new_run_dir(Path(out), f"{task}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-    task_options = task_options or {}
-    built = _build_task(task, task_options, seed)
-    record = fit_run(
-        built,
-        method,
-        seed,
-        run_dir,
-        train,
-        progress=progress,
-        resume=resume is not None,
-        task_spec={"task": task, "task_options": task_options},
-    )
+        save_spec(run_dir, spec)
+    record = fit_run(built, spec, run_dir, progress=progress, resume=resume is not None)
     print(json.dumps(record.test, indent=2))
     print(f"run directory: {run_dir}")
 
 
 def compare(
-    task: str = "mnist",
-    methods: list[str] = ["ce", "cot", "ce_2x"],  # noqa: B006 (jsonargparse reads the default)
-    seeds: int = 3,
+    task: str | None = None,
+    methods: list[str] | None = None,
+    seeds: int | None = None,
     train: TrainConfig = TrainConfig(),  # noqa: B008 (jsonargparse reads the default)
     task_options: dict[str, Any] | None = None,
     out: Path = Path("runs"),
@@ -109,66 +159,127 @@ def compare(
     """Train each method over several seeds on one task; write report.md with tables and figures.
 
     Args:
-        task: a task name (``complement list`` shows them).
-        methods: methods to compare; ``ce_2x`` is cross-entropy with COT's number of passes.
-        seeds: number of seeds (0, 1, ...) per method.
+        task: a task name (``complement list`` shows them); default mnist.
+        methods: methods to compare (default ``[ce, cot, ce_2x]``); ``ce_2x`` is cross-entropy with
+            COT's number of passes.
+        seeds: number of seeds (0, 1, ...) per method; default 3.
         train: hyper-parameters shared by all methods; unset ones take the task's defaults.
         task_options: task keyword arguments, e.g. ``{label_noise: 0.2}``.
         out: parent directory of the comparison directory.
-        resume: an interrupted comparison directory to finish (its saved settings are used).
+        resume: an interrupted comparison directory to finish with its saved settings. It may
+            grow: more ``--seeds``, more ``--methods``, and ``--train.checkpoint_every_n_steps``.
         progress: show Lightning's progress bars.
     """
-    from .report import write_report
-
     _quiet()
     if resume is not None:
         compare_dir = Path(resume)
-        if not (compare_dir / COMPARE_FILE).exists():
-            raise FileNotFoundError(f"{compare_dir} is not a comparison directory (no {COMPARE_FILE})")
-        saved = json.loads((compare_dir / COMPARE_FILE).read_text())
-        task, methods, seeds = saved["task"], saved["methods"], saved["seeds"]
-        task_options, train = saved["task_options"], TrainConfig(**saved["train"])
+        saved = _load_comparison(compare_dir)
+        task, task_options = saved["task"], saved["task_options"]
+        methods, seeds, config = _grown(saved, methods, seeds, train, task_options, task, compare_dir)
         command = saved["command"]
     else:
-        if seeds < 1:
-            raise ValueError(f"seeds must be >= 1; got {seeds}")
-        if not methods:
-            raise ValueError("methods is empty; name at least one, e.g. [ce, cot]")
-        for name in methods:
-            get_method(name)
-        task_options = task_options or {}
-        _build_task(task, task_options, 0)  # fail fast on a bad task or data file, before any directory is made
+        task, methods = task or DEFAULT_TASK, list(methods if methods is not None else DEFAULT_METHODS)
+        seeds = DEFAULT_SEEDS if seeds is None else seeds
+        _check_comparison(methods, seeds)
+        task_options = dict(task_options or {})
+        config = train.resolved(_build_task(task, task_options, 0).defaults)  # checks the task before any directory
         compare_dir = new_run_dir(Path(out), f"compare-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
         command = "complement " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-        (compare_dir / COMPARE_FILE).write_text(
-            json.dumps(
-                {
-                    "task": task,
-                    "methods": methods,
-                    "seeds": seeds,
-                    "task_options": task_options,
-                    "train": asdict(train),
-                    "command": command,
-                },
-                indent=2,
-            )
-        )
-    records = []
-    for seed in range(seeds):
-        built = _build_task(task, task_options, seed)
-        for name in methods:
-            run_dir = compare_dir / f"{name}-seed{seed}"
-            status = read_status(run_dir)
-            if status == "complete":
-                records.append(load_run_record(run_dir))
-                continue
-            run_dir.mkdir(exist_ok=True)
-            print(f"[{len(records) + 1}/{seeds * len(methods)}] {task}: {name}, seed {seed}", flush=True)
-            records.append(fit_run(built, name, seed, run_dir, train, progress=progress, resume=status is not None))
+    _save_comparison(compare_dir, task, task_options, methods, seeds, config, command)
+    records = _run_comparison(compare_dir, task, task_options, methods, seeds, config, progress)
+    from .report import write_report
+
     paths = write_report(records, compare_dir, task_name=task, command=command)
     print()
     print(paths.console_table)
     print(f"\nreport: {paths.report}")
+
+
+def _check_comparison(methods: list[str], seeds: int) -> None:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1; got {seeds!r}")
+    if not methods:
+        raise ValueError("methods is empty; name at least one, e.g. [ce, cot]")
+    for name in methods:
+        get_method(name)
+    repeated = sorted({name for name in methods if methods.count(name) > 1})
+    if repeated:
+        raise ValueError(f"methods lists {repeated} more than once; name each method once")
+
+
+def _load_comparison(compare_dir: Path) -> dict[str, Any]:
+    saved = _read_json(compare_dir / COMPARE_FILE, "comparison")
+    missing = sorted({"task", "methods", "seeds", "task_options", "train", "command"} - set(saved))
+    if missing:
+        raise ValueError(f"{compare_dir / COMPARE_FILE} lacks {missing}; it cannot be resumed. Start a new comparison.")
+    return saved
+
+
+def _grown(saved, methods, seeds, train: TrainConfig, task_options, task, compare_dir):
+    """A resumed comparison's methods, seeds and settings: the saved ones, grown as asked."""
+    _refuse_changes(
+        {"task": task if task != saved["task"] else None},
+        {"task": saved["task"]},
+        "a comparison",
+        "Start a new comparison for another task.",
+    )
+    for run in sorted(Path(compare_dir).glob("*-seed*")):
+        _refuse_if_running(run)
+    methods = list(saved["methods"]) + [m for m in (methods or []) if m not in saved["methods"]]
+    seeds = max(int(saved["seeds"]), seeds or 0)
+    _check_comparison(methods, seeds)
+    config = ResolvedTrainConfig.from_saved(dict(saved["train"]), str(compare_dir / COMPARE_FILE))
+    config = resumed(config, train, ("checkpoint_every_n_steps",), "a comparison")
+    return methods, seeds, config
+
+
+def _save_comparison(compare_dir, task, task_options, methods, seeds, config: ResolvedTrainConfig, command) -> None:
+    settings = {"task": task, "task_options": task_options, "methods": methods, "seeds": seeds}
+    write_json(compare_dir / COMPARE_FILE, {**settings, "train": config.to_dict(), "command": command})
+
+
+def _run_comparison(compare_dir, task, task_options, methods, seeds, config, progress) -> list:
+    records = []
+    for seed in range(seeds):
+        built = None
+        for name in methods:
+            run_dir = compare_dir / f"{name}-seed{seed}"
+            status = read_status(run_dir)
+            if status.status == "complete":
+                records.append(load_run_record(run_dir))
+                continue
+            built = built or _build_task(task, task_options, seed)
+            resume = status.status is not None
+            note = f" (resuming: was {status.status}{'; ' + status.detail if status.detail else ''})" if resume else ""
+            print(f"[{len(records) + 1}/{seeds * len(methods)}] {task}: {name}, seed {seed}{note}", flush=True)
+            spec = RunSpec(task, name, seed, config, dict(task_options))
+            run_dir.mkdir(exist_ok=True)
+            save_spec(run_dir, spec)
+            records.append(fit_run(built, spec, run_dir, progress=progress, resume=resume))
+    return records
+
+
+def status(path: Path) -> None:
+    """Show whether a run, or each run of a comparison, is running, complete, diverged, failed or interrupted.
+
+    Args:
+        path: a run directory (made by ``fit``) or a comparison directory (made by ``compare``).
+    """
+    path = Path(path)
+    if (path / COMPARE_FILE).exists():
+        saved = _load_comparison(path)
+        runs = [path / f"{m}-seed{s}" for s in range(int(saved["seeds"])) for m in saved["methods"]]
+        report = path / "report.md"
+        written = "written" if report.exists() else "not yet written"
+        print(f"comparison {path}: {saved['task']}, {len(runs)} runs; report.md {written}")
+    elif (path / "config.json").exists() or (path / "status.json").exists():
+        runs = [path]
+    else:
+        raise FileNotFoundError(f"{path} is neither a run directory nor a comparison directory")
+    for run in runs:
+        found = read_status(run)
+        line = f"  {run.name:32s} {found.status or 'not started'}"
+        print(line + (f"  ({found.detail})" if found.detail and found.status != "not started" else ""))
 
 
 def list_all() -> None:
@@ -186,8 +297,42 @@ def list_all() -> None:
             print(f"  {name:28s} {summary}")
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (a scheduler's stop, ``kill``) ends a run like Ctrl-C: its status says ``interrupted``."""
+
+    def handle(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handle)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(args: list[str] | None = None) -> None:
-    CLI({"fit": fit, "compare": compare, "list": list_all}, args=args, as_positional=False)
+    argv = list(sys.argv[1:] if args is None else args)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
+    commands = {"fit": fit, "compare": compare, "status": status, "list": list_all}
+    with _sigterm_interrupts():
+        if debug:
+            CLI(commands, args=argv)
+            return
+        try:
+            CLI(commands, args=argv)
+        except KeyboardInterrupt:
+            print("complement: interrupted; resume with --resume <the run or comparison directory>", file=sys.stderr)
+            raise SystemExit(130) from None
+        except Exception as error:  # a user's mistake, or a failure the message explains; --debug shows where
+            print(f"complement: error: {error}", file=sys.stderr)
+            print("(run again with --debug for the traceback)", file=sys.stderr)
+            raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -93,6 +93,10 @@ def write_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # report.md is written last and only exists for a finished report of these records: an
+    # interrupted one never leaves a report that looks complete (figures and records are
+    # each written whole, and rewritten on the next attempt).
+    (out / REPORT_FILE).unlink(missing_ok=True)
     groups = by_method(records)
     styles = fig.method_styles(list(groups))
     target, used_baseline = convergence_target(records, baseline, fraction)

@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
+from .._atomic import atomic_path
 from ..metrics import ECE_BINS
 from .tables import mean_curve
 
@@ -44,9 +45,9 @@ def method_styles(methods: list[str]) -> dict[str, dict[str, str]]:
 
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)  # attach the Agg canvas: PNG output without touching pyplot's backend
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    with atomic_path(path) as temporary:  # a killed report leaves no half-written figure
+        fig.savefig(temporary, dpi=DPI, bbox_inches="tight", format="png")
     return path
 
 

@@ -16,6 +16,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from .._atomic import write_text
 from .tables import Stat, Table, render_markdown
 
 BASELINES = ("ce", "ce_2x")
@@ -136,6 +137,5 @@ def write_markdown(
         parts += ["## Figures", ""]
         for caption, png in figures.values():
             parts += [f"### {caption}", "", f"![{caption}]({_link(png, path.parent)})", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
+    write_text(path, "\n".join(parts).rstrip() + "\n")
     return path

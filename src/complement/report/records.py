@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._atomic import write_text
+
 RECORDS_FILE = "records.json"
 FORMAT_VERSION = 1
 REQUIRED_HISTORY_KEYS = ("epoch", "passes", "val_acc")
@@ -153,7 +155,6 @@ def _relative_to(path: str | None, base: Path) -> str | None:
 def save_records(records: list[RunRecord], path: str | os.PathLike) -> Path:
     """Write ``records.json`` (``path`` is the compare directory or the file); return its path."""
     file = _records_path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
     items = []
     for record in records:
         data = record.to_dict()
@@ -161,7 +162,7 @@ def save_records(records: list[RunRecord], path: str | os.PathLike) -> Path:
         data["run_dir"] = _relative_to(record.run_dir, file.parent) or ""
         items.append(data)
     text = json.dumps({"format_version": FORMAT_VERSION, "records": items}, indent=2, default=_json_default)
-    file.write_text(text + "\n")
+    write_text(file, text + "\n")
     return file
 
 

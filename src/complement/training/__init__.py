@@ -3,12 +3,34 @@
 - :mod:`.objective`: what each phase minimizes (modes ``alternate``, ``joint``, ``off``).
 - :mod:`.stepper`: the COT step, written once for every front end.
 - :mod:`.torch_step`: the plain-PyTorch front end, :class:`CotStep`.
-- :mod:`complement.lightning`: the Lightning 2.x front end, ``CotModule``.
+- :mod:`.data`: :func:`resumable_loader`, a loader whose position resumes exactly (needs ``torchdata``).
+- :mod:`complement.lightning`: the Lightning 2.x front end, ``CotModule``, with its
+  checkpoint writer and divergence guard.
 - :mod:`complement.hf`: the Hugging Face Transformers front end, ``CotTrainer``.
 """
 
+from typing import Any
+
 from .objective import MODES, CotConfig, CotObjective, LinearLogits, Phase
-from .stepper import CotStepper
+from .stepper import CotStepper, DivergenceError
 from .torch_step import CotStep
 
-__all__ = ["MODES", "CotConfig", "CotObjective", "CotStep", "CotStepper", "LinearLogits", "Phase"]
+__all__ = [
+    "MODES",
+    "CotConfig",
+    "CotObjective",
+    "CotStep",
+    "CotStepper",
+    "DivergenceError",
+    "LinearLogits",
+    "Phase",
+    "resumable_loader",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "resumable_loader":  # imported on use: torchdata is an optional dependency
+        from .data import resumable_loader
+
+        return resumable_loader
+    raise AttributeError(f"module 'complement.training' has no attribute {name!r}")

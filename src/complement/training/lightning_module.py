@@ -209,6 +209,11 @@ class CotModule(pl.LightningModule):
         return self(inputs), target
 
     @property
+    def last_step_logs(self) -> dict[str, Tensor]:
+        """The last COT step's mean losses (``train_loss``, and ``cot_loss`` unless mode is ``off``)."""
+        return dict(self._group_logs)
+
+    @property
     def epoch_means(self) -> dict[str, Tensor]:
         """The last finished training epoch's means (``train_loss``, ``cot_loss``, ``train_acc``)."""
         return dict(self._epoch_means)

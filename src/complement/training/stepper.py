@@ -61,9 +61,13 @@ def clip_gradients(params: Iterable[Tensor], value: float | None, algorithm: str
         torch.nn.utils.clip_grad_value_(params, value)
 
 
+class DivergenceError(FloatingPointError):
+    """Training diverged: a non-finite loss, or one beyond :class:`~complement.training.DivergenceGuard`'s bound."""
+
+
 def check_finite_loss(phase: str, loss: Tensor) -> None:
     if not bool(torch.isfinite(loss)):
-        raise FloatingPointError(
+        raise DivergenceError(
             f"COT phase '{Phase(phase).value}' produced a non-finite loss ({loss.item()}). Check the inputs for "
             "NaN/inf, lower the learning rate, or enable gradient clipping; pass check_finite=False to skip this check."
         )
