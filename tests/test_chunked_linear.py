@@ -426,3 +426,25 @@ def test_auto_backend_is_torch_on_every_device_until_triton_runs_on_hardware():
         assert row_backend("auto", torch.empty(2, 3, device=device)) is TorchRows
     with pytest.raises(ValueError, match="backend must be one of"):
         row_backend("cuda", torch.empty(2, 3))
+
+
+def test_bf16_weight_and_bias_gradients_accumulate_over_chunks_in_float32():
+    # 400 one-row chunks: adding their bf16 contributions in bf16 drifts by many ulps; in float32 it does not.
+    g = torch.Generator().manual_seed(0)
+    n, v, h = 400, 16, 8
+    hidden = torch.randn(n, h, generator=g).bfloat16().requires_grad_()
+    weight = torch.randn(v, h, generator=g).bfloat16().requires_grad_()
+    bias = torch.randn(v, generator=g).bfloat16().requires_grad_()
+    target = torch.randint(0, v, (n,), generator=g)
+    loss = linear_cross_entropy(hidden, weight, target, bias, reduction="sum", chunk_size=1)
+    grad_weight, grad_bias = torch.autograd.grad(loss, (weight, bias))
+    # Reference: each chunk's dLoss/dlogits as the op forms it (bf16 logits, float32 math, bf16 G) and its
+    # product with the chunk's hidden states in bf16, as the op computes them; the sum over chunks in float64.
+    z = F.linear(hidden, weight, bias).detach().float()
+    grad_logits = ((z - z.logsumexp(1, keepdim=True)).exp() - F.one_hot(target, v).float()).bfloat16()
+    rows = [torch.mm(grad_logits[i : i + 1].t(), hidden[i : i + 1].detach()).double() for i in range(n)]
+    ref_weight, ref_bias = torch.stack(rows).sum(0).bfloat16(), grad_logits.double().sum(0).bfloat16()
+    for ours, ref in ((grad_weight, ref_weight), (grad_bias, ref_bias)):
+        assert ours.dtype == torch.bfloat16
+        one_ulp = torch.finfo(torch.bfloat16).eps * ref.float().abs()  # the final rounding, at most one ulp
+        assert ((ours.float() - ref.float()).abs() <= one_ulp).all()

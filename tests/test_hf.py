@@ -143,3 +143,20 @@ def test_hyperparameter_search_attribute_does_not_replace_the_cot_objective(tmp_
     reference = make_model()
     reference_loop(reference, [torch.optim.SGD(reference.parameters(), lr=0.1)], [(x, y)] * 3, "alternate")
     assert_same_parameters(model.net, reference, atol=1e-10)
+
+
+def test_logged_losses_are_means_over_the_logging_interval(tmp_path):
+    x, y = make_data(n=64)
+
+    def logged(every):
+        training = args(tmp_path / str(every), logging_steps=every, num_train_epochs=1, per_device_train_batch_size=8)
+        trainer = CotTrainer(model=TinyHF(), args=training, train_dataset=DictData(x, y))
+        trainer.train()
+        return [(e["cot_loss"], e["train_ce_loss"]) for e in trainer.state.log_history if "cot_loss" in e]
+
+    single, paired = logged(1), logged(4)
+    assert len(single) == 8 and len(paired) == 2
+    for i, (cot, ce) in enumerate(paired):
+        window = single[4 * i : 4 * i + 4]
+        assert cot == pytest.approx(sum(c for c, _ in window) / 4, abs=2e-6)
+        assert ce == pytest.approx(sum(e for _, e in window) / 4, abs=2e-6)

@@ -310,3 +310,111 @@ def test_bad_module_configuration():
         TypeError, match=r"default batch format is \(inputs, target\).*Override CotModule.logits_and_target"
     ):
         trainer().fit(TinyCot(), DataLoader([torch.zeros(6, dtype=torch.float64)] * 4, batch_size=2))
+
+
+# --- issue 11: the engine's resume and accumulation fixes ---------------------------------------
+
+
+def test_resume_after_a_max_steps_stop_equals_one_longer_run(tmp_path):
+    from complement.lightning import CotCheckpoint, resumable_loader
+
+    x, y = make_data(n=40)
+
+    def run(max_steps, ckpt_path=None):
+        torch.manual_seed(0)
+        module = TinyCot("two", accumulate_grad_batches=2, dropout=0.2)
+        callback = CotCheckpoint(tmp_path, filename="{step}", every_n_train_steps=1, save_top_k=1)
+        trainer(max_steps=max_steps, max_epochs=-1, callbacks=[callback], enable_checkpointing=True).fit(
+            module, resumable_loader(TensorDataset(x, y), 8, seed=3), ckpt_path=ckpt_path, weights_only=True
+        )
+        return module, callback
+
+    whole, _ = run(12)
+    for path in tmp_path.glob("*.ckpt"):
+        path.unlink()
+    _, stopped = run(4)  # stops mid-epoch: 5 batches an epoch, 3 steps an epoch (the last group is short)
+    resumed, _ = run(12, ckpt_path=stopped.best_model_path)
+    assert_same_parameters(resumed.net, whole.net, atol=0)
+
+
+class Batches(torch.utils.data.IterableDataset):
+    """A stream of batches of unknown length."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_short_last_group_steps_on_its_mean_and_counts_as_a_step(streamed):
+    x, y = make_data(n=40)  # 10 batches of 4; accumulation 4: groups of 4, 4 and 2
+    batches = batches_of(x, y, 4)
+    data = DataLoader(Batches(batches), batch_size=None) if streamed else loader(x, y, 4)
+    module = TinyCot("two", accumulate_grad_batches=4)
+    run = trainer(max_epochs=2)
+    run.fit(module, data)
+    assert run.global_step == 6
+    reference = make_model()
+    optimizers = make_optimizers(reference, "two")
+    for _ in range(2):
+        for group in (batches[0:4], batches[4:8], batches[8:10]):
+            merged = (torch.cat([b[0] for b in group]), torch.cat([b[1] for b in group]))
+            reference_loop(reference, optimizers, [merged], "alternate")
+    assert_same_parameters(module.net, reference, atol=1e-10)
+
+
+def test_plateau_monitor_survives_super_configure_optimizers():
+    x, y = make_data(n=32)
+
+    class Parent(TinyCot):
+        def configure_optimizers(self):
+            optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, factor=0.5, threshold=10.0)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "train_loss"}}
+
+    class Child(Parent):
+        def configure_optimizers(self):
+            return super().configure_optimizers()
+
+    module = Child()
+    trainer(max_epochs=2).fit(module, loader(x, y, 8))
+    assert module.optimizers().param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**2)  # one halving an epoch
+
+
+def test_two_optimizers_over_different_parameters_see_only_their_phase_gradients():
+    x, y = make_data(n=16)
+
+    class Split(TinyCot):
+        def configure_optimizers(self):
+            first, last = self.net[0], self.net[2]
+            return [torch.optim.SGD(first.parameters(), lr=0.1), torch.optim.SGD(last.parameters(), lr=0.1)]
+
+    module = Split()
+    trainer().fit(module, loader(x, y, 16))
+    reference = make_model()
+    ce_opt = torch.optim.SGD(reference[0].parameters(), lr=0.1)
+    comp_opt = torch.optim.SGD(reference[2].parameters(), lr=0.1)
+    reference_loop(reference, [ce_opt, comp_opt], [(x, y)], "alternate")  # zero_grad before each phase
+    assert_same_parameters(module.net, reference, atol=1e-12)
+
+
+def test_a_training_step_that_skips_cot_is_refused_with_the_fix():
+    x, y = make_data(n=16)
+
+    class BlogStyle(TinyCot):
+        def training_step(self, batch, batch_idx):  # the blog's CotBert computes its loss and returns it
+            return torch.nn.functional.cross_entropy(self(batch[0]), batch[1])
+
+    with pytest.raises(TypeError, match=r"did not call CotModule.training_step.*logits_and_target"):
+        trainer().fit(BlogStyle(), loader(x, y, 8))
+
+
+def test_eval_mode_submodules_are_reported_at_fit_start():
+    x, y = make_data(n=16)
+    module = TinyCot(dropout=0.1)
+    module.net.eval()  # as from_pretrained() leaves a model
+    with pytest.warns(UserWarning, match=r"in eval mode as training starts \(net.0, net.1, net.3\).*call .train\(\)"):
+        trainer().fit(module, loader(x, y, 8))
+    assert not module.net.training  # reported, not overridden

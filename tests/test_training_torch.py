@@ -178,3 +178,52 @@ def test_cot_config_is_checked_once_where_it_is_built():
         CotObjective("off")
     assert CotObjective(CotConfig(mode="joint")).phases == (Phase.CE,)
     assert CotObjective().phases == ("ce", "complement")  # Phase values are the plain names
+
+
+def test_two_optimizers_over_different_parameters_see_only_their_phase_gradients():
+    x, y = make_data(n=16)
+    model, reference = make_model(), make_model()
+    cot = CotStep(model, [torch.optim.SGD(model[0].parameters(), 0.1), torch.optim.SGD(model[2].parameters(), 0.1)])
+    cot.step((x, y))
+    opts = [torch.optim.SGD(reference[0].parameters(), 0.1), torch.optim.SGD(reference[2].parameters(), 0.1)]
+    reference_loop(reference, opts, [(x, y)], "alternate")
+    assert_same_parameters(model, reference, atol=1e-12)
+
+
+def test_cot_step_leaves_modes_to_the_user_and_warns_about_eval_mode():
+    x, y = make_data(n=16)
+    model = make_model()
+    model[1].eval()  # a submodule frozen on purpose
+    cot = CotStep(model, torch.optim.SGD(model.parameters(), 0.1))
+    cot.step((x, y))
+    assert model.training and not model[1].training
+    model.eval()
+    with pytest.warns(UserWarning, match=r"is in eval mode.*Call model.train\(\)"):
+        cot.step((x, y))
+    assert cot.steps == 2
+
+
+def test_cot_step_state_dict_resumes_exactly_and_refuses_a_mismatch():
+    x, y = make_data(n=32)
+    batches = batches_of(x, y, 8)
+
+    def fresh(kind="two"):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(make_model(), torch.nn.Dropout(0.3))
+        return CotStep(model, make_optimizers(model, kind))
+
+    whole = fresh()
+    for batch in batches:
+        whole.step(batch)
+    first = fresh()
+    for batch in batches[:2]:
+        first.step(batch)
+    saved = first.state_dict()
+    torch.manual_seed(123)  # another process's RNG
+    resumed = fresh()
+    resumed.load_state_dict(saved)
+    for batch in batches[2:]:
+        resumed.step(batch)
+    assert_same_parameters(resumed.model, whole.model, atol=0) and resumed.steps == 4
+    with pytest.raises(ValueError, match="saved with two optimizers, this CotStep has one"):
+        fresh("shared").load_state_dict(saved)

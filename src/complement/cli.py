@@ -279,7 +279,7 @@ def status(path: Path) -> None:
     for run in runs:
         found = read_status(run)
         line = f"  {run.name:32s} {found.status or 'not started'}"
-        print(line + (f"  ({found.detail})" if found.detail and found.status != "not started" else ""))
+        print(line + (f"  ({found.detail})" if found.detail and found.status is not None else ""))
 
 
 def list_all() -> None:

@@ -1,6 +1,6 @@
 """Every use of Lightning's internals by ``CotModule``, in one place.
 
-Manual optimization leaves four gaps that Lightning's public API does not fill; each
+Manual optimization leaves gaps that Lightning's public API does not fill; each
 helper below fills one with an internal, and ``tests/test_lightning_compat.py`` checks
 each against the installed Lightning, so an upgrade that moves one fails there first.
 Checked against ``CHECKED_LIGHTNING`` (see ``pyproject.toml``'s floor).
@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 CHECKED_LIGHTNING = "2.2 - 2.6"
 
@@ -46,6 +47,25 @@ def is_last_batch(trainer: pl.Trainer) -> bool:
 
     Lightning prefetches one batch, so it knows this before ``training_step`` runs."""
     return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+
+def checkpoint_interval(callback: ModelCheckpoint) -> int:
+    """``every_n_train_steps`` of a ``ModelCheckpoint`` (0: no step-interval saves)."""
+    return int(callback._every_n_train_steps)
+
+
+def checkpoint_saved_at(callback: ModelCheckpoint) -> int:
+    """The global step of the callback's last save."""
+    return int(callback._last_global_step_saved)
+
+
+def save_checkpoint_now(callback: ModelCheckpoint, trainer: pl.Trainer) -> None:
+    """Save as the callback would at a step interval (top-k and ``last``), unless it already saved this step."""
+    if callback._should_skip_saving_checkpoint(trainer):
+        return
+    candidates = callback._monitor_candidates(trainer)
+    callback._save_topk_checkpoint(trainer, candidates)
+    callback._save_last_checkpoint(trainer, candidates)
 
 
 def checked_trainer_property(check: Callable[[pl.Trainer], None]) -> property:

@@ -187,6 +187,7 @@ class CotModule(pl.LightningModule):
         self._epoch_means: dict[str, Tensor] = {}
         self._plateau_monitors: Monitors = {}
         self._restored_stats = False
+        self._after_last_batch = False  # between the epoch's last batch and its end
         self.val_metrics = self.test_metrics = None
         if num_classes is not None:
             from ..metrics import classification_metrics
@@ -232,6 +233,7 @@ class CotModule(pl.LightningModule):
         self._stepper.first_phase(batch, size)
         self._group.append(batch)
         last = is_last_batch(self.trainer)
+        self._after_last_batch = last or batch_idx + 1 == self.trainer.num_training_batches
         if len(self._group) >= size or last:  # the last batch closes a short group of an unsized loader
             self._finish_group()
         if last or batch_idx + 1 == self.trainer.num_training_batches:
@@ -326,6 +328,7 @@ class CotModule(pl.LightningModule):
         self._epoch_means = {}
 
     def on_train_epoch_end(self) -> None:
+        self._after_last_batch = False
         if self._group:  # the loader ended inside a group without flagging its last batch
             self._finish_group()
         if self._epoch_stats.groups:  # ... nor the end of the epoch
@@ -368,6 +371,14 @@ class CotModule(pl.LightningModule):
                 stacklevel=2,
             )
             return
+        if self._after_last_batch and self.trainer.training:
+            warnings.warn(
+                "a checkpoint is being saved after the epoch's last batch but before the epoch's end; Lightning "
+                "resumes from it without running that epoch's validation and on_train_epoch_end (epoch-interval "
+                "schedulers miss a step). Use complement.lightning.CotCheckpoint for step-interval checkpoints.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         # Plain tensors and numbers only, so torch.load(weights_only=True) accepts the checkpoint.
         checkpoint[RNG_KEY] = rng_state()
         checkpoint[EPOCH_STATS_KEY] = self._epoch_stats.state_dict()

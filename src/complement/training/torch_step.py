@@ -10,10 +10,24 @@ Batches are ``(inputs, target)`` by default; pass ``logits_and_target(model, bat
 for anything else (e.g. Hugging Face dicts). Mixed precision: pass a
 ``torch.amp.GradScaler`` and run under ``torch.autocast``; gradients are unscaled
 before clipping.
+
+Modes are yours, as in any PyTorch loop: call ``model.train()`` before training (a
+model in eval mode trains without dropout, and ``CotStep`` warns once); submodules you
+froze in eval mode stay so.
+
+Exact resume: ``cot.state_dict()`` holds the model, the optimizer(s), the scaler, the
+step count and every RNG state; save it with your loader's state (e.g.
+:func:`complement.training.resumable_loader`) and restore both with ``load_state_dict``::
+
+    torch.save({"cot": cot.state_dict(), "loader": loader.state_dict(), "epoch": epoch}, path)
+    ...
+    saved = torch.load(path, weights_only=True)
+    cot.load_state_dict(saved["cot"]); loader.load_state_dict(saved["loader"])
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .objective import CotConfig, CotObjective, LossFn, Phase
+from .rng import rng_state, set_rng_state
 from .stepper import CotStepper, check_clipping, clip_gradients, split_batch, split_optimizers
 
 
@@ -67,6 +82,8 @@ class CotStep:
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
         self.scaler = scaler
+        self.steps = 0  # COT steps taken (restored by load_state_dict)
+        self._warned_eval = False
         self._stepper = CotStepper(
             self.objective,
             lambda batch, phase: self.logits_and_target(self.model, batch),
@@ -100,5 +117,47 @@ class CotStep:
         Returns the detached mean losses (``train_loss``, and ``cot_loss`` unless mode is ``off``)."""
         if (batch is None) == (micro_batches is None):
             raise ValueError("pass either one batch or micro_batches=[...] to CotStep.step, not both or neither")
-        self.model.train()
-        return self._stepper.run([batch] if micro_batches is None else list(micro_batches))
+        if not self.model.training and not self._warned_eval:
+            self._warned_eval = True
+            warnings.warn(
+                f"CotStep: the model ({type(self.model).__name__}) is in eval mode, so dropout is off and BatchNorm "
+                "statistics are frozen while it trains. Call model.train() before training (CotStep leaves modes "
+                "to you, so that modules you froze in eval mode stay so).",
+                UserWarning,
+                stacklevel=2,
+            )
+        logs = self._stepper.run([batch] if micro_batches is None else list(micro_batches))
+        self.steps += 1
+        return logs
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed loop needs from CotStep: model, optimizer(s), scaler, step count, RNG states.
+
+        Plain tensors and containers, so ``torch.load(weights_only=True)`` reads it back."""
+        state: dict[str, Any] = {
+            "model": self.model.state_dict(),
+            "ce_optimizer": self.ce_optimizer.state_dict(),
+            "steps": self.steps,
+            "rng": rng_state(),
+        }
+        if self.complement_optimizer is not self.ce_optimizer:
+            state["complement_optimizer"] = self.complement_optimizer.state_dict()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        separate = self.complement_optimizer is not self.ce_optimizer
+        if separate != ("complement_optimizer" in state):
+            saved, now = ("two optimizers", "one") if not separate else ("one optimizer", "two")
+            raise ValueError(f"CotStep.load_state_dict: the state was saved with {saved}, this CotStep has {now}")
+        if (self.scaler is not None) != ("scaler" in state):
+            raise ValueError("CotStep.load_state_dict: the state and this CotStep disagree on using a GradScaler")
+        self.model.load_state_dict(state["model"])
+        self.ce_optimizer.load_state_dict(state["ce_optimizer"])
+        if separate:
+            self.complement_optimizer.load_state_dict(state["complement_optimizer"])
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.steps = int(state["steps"])
+        set_rng_state(state["rng"])

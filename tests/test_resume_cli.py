@@ -1,0 +1,142 @@
+"""``complement fit`` and ``compare`` killed with SIGKILL at chosen and random moments, then resumed:
+the result must equal an uninterrupted run bit for bit (CPU). Each kill runs the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from faults import complement, environment, killed, run
+
+# COT with the authors' two optimizers, accumulation 2, step checkpoints every 5 steps: 35 batches an
+# epoch (a short last group of 1), 18 steps an epoch, step checkpoints at 5, 10, ..., 35, epoch ones at 18 and 36.
+FIT = ["fit", "--task", "digits", "--method", "cot", "--train.cot_optimizers", "separate",
+       "--train.accumulate_grad_batches", "2", "--train.checkpoint_every_n_steps", "5", "--train.max_epochs", "2",
+       "--progress", "false"]  # fmt: skip
+
+
+def run_dir_of(tmp_path: Path) -> Path:
+    (only,) = (tmp_path / "runs").iterdir()
+    return only
+
+
+def assert_same_run(run: Path, reference: Path) -> None:
+    ours, theirs = torch.load(run / "predictions.pt"), torch.load(reference / "predictions.pt")
+    assert torch.equal(ours["probs"], theirs["probs"]) and torch.equal(ours["target"], theirs["target"])
+    assert json.loads((run / "history.json").read_text()) == json.loads((reference / "history.json").read_text())
+    final = "epoch=1-step=36.ckpt"
+    ours, theirs = (torch.load(d / "checkpoints" / final, weights_only=True) for d in (run, reference))
+    for key, value in theirs["state_dict"].items():
+        assert torch.equal(ours["state_dict"][key], value), key
+    for a, b in zip(ours["optimizer_states"], theirs["optimizer_states"]):
+        for key, state in b["state"].items():
+            for name, value in state.items():
+                assert torch.equal(torch.as_tensor(a["state"][key][name]), torch.as_tensor(value)), (key, name)
+    assert json.loads((run / "status.json").read_text())["status"] == "complete"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("uninterrupted")
+    result = run(complement(*FIT, "--out", str(tmp_path / "runs")), tmp_path)
+    assert result.returncode == 0, result.stderr
+    return run_dir_of(tmp_path)
+
+
+@pytest.mark.slow
+def test_fit_killed_again_and_again_then_resumed_equals_uninterrupted(reference, tmp_path):
+    """One run killed five times, each resume killed at the next kind of moment, then finished."""
+    moments = [
+        "step:7",  # mid-epoch, two steps past the last checkpoint (step 5)
+        "checkpoint:1",  # just after a checkpoint was written (step 10)
+        "torn_checkpoint:1",  # during a checkpoint write (step 15): the file before it must be used
+        "step:19",  # just past an epoch boundary (the epoch checkpoint is at step 18)
+        "predict:1",  # training done, killed while predicting the test set
+    ]
+    run_dir = None
+    for fault in moments:
+        args = FIT + ["--out", str(tmp_path / "runs")] if run_dir is None else ["fit", "--resume", str(run_dir)]
+        result = run(complement(*args, "--progress", "false"), tmp_path, fault)
+        assert killed(result), f"the fault {fault} did not kill the run: {result.returncode}\n{result.stderr[-2000:]}"
+        run_dir = run_dir_of(tmp_path)
+        status = run(complement("status", str(run_dir)), tmp_path)
+        assert "interrupted" in status.stdout and "no longer runs" in status.stdout, status.stdout
+    assert any(run_dir.rglob(".*.tmp")), "the torn checkpoint write left its temporary file"
+    resumed = run(complement("fit", "--resume", str(run_dir), "--progress", "false"), tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not list(run_dir.rglob(".*.tmp")), "temporary files of killed writes are removed on resume"
+    assert_same_run(run_dir, reference)
+
+
+@pytest.mark.slow
+def test_fit_killed_at_random_moments_then_resumed_equals_uninterrupted(reference, tmp_path):
+    """A SIGKILL at a random time during training (the delay is printed on failure)."""
+    rng = random.Random()
+    delays = []
+    for _ in range(1):
+        args = (
+            complement(*FIT, "--out", str(tmp_path / "runs"))
+            if not delays
+            else complement("fit", "--resume", str(run_dir_of(tmp_path)), "--progress", "false")
+        )
+        process = subprocess.Popen(args, env=environment(tmp_path, None), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not any(tmp_path.glob("runs/*/status.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        delays.append(rng.uniform(0.0, 2.5))
+        time.sleep(delays[-1])
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    run_dir = run_dir_of(tmp_path)
+    resumed = run(complement("fit", "--resume", str(run_dir), "--progress", "false"), tmp_path)
+    assert resumed.returncode == 0, f"delays {delays}: {resumed.stderr[-3000:]}"
+    assert_same_run(run_dir, reference)
+
+
+COMPARE = ["compare", "--task", "digits", "--methods", "[ce, cot]", "--seeds", "2", "--train.max_epochs", "1",
+           "--train.checkpoint_every_n_steps", "10", "--progress", "false"]  # fmt: skip
+
+
+def records_without_times(compare_dir: Path) -> list[dict]:
+    records = json.loads((compare_dir / "records.json").read_text())["records"]
+    return [{k: v for k, v in record.items() if k != "wall_time_s"} for record in records]
+
+
+@pytest.mark.slow
+def test_compare_killed_in_a_run_and_in_the_report_then_resumed_equals_uninterrupted(tmp_path):
+    whole = run(complement(*COMPARE, "--out", str(tmp_path / "whole")), tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    (reference,) = (tmp_path / "whole").iterdir()
+
+    # ce-seed0 writes checkpoints at steps 10, 20, 30 and 35 (epoch end); the 5th is cot-seed0's at step 10
+    first = run(complement(*COMPARE, "--out", str(tmp_path / "runs")), tmp_path, "checkpoint:5")
+    assert killed(first)
+    compare_dir = run_dir_of(tmp_path)
+    assert not (compare_dir / "report.md").exists()
+    listing = run(complement("status", str(compare_dir)), tmp_path).stdout
+    assert "ce-seed0" in listing and "complete" in listing and "cot-seed0" in listing and "interrupted" in listing
+    assert "not started" in listing and "report.md not yet written" in listing
+
+    second = run(complement("compare", "--resume", str(compare_dir), "--progress", "false"), tmp_path, "report:1")
+    assert killed(second), second.stderr[-3000:]
+    assert not (compare_dir / "report.md").exists(), "a report killed half-way must not look complete"
+    for png in compare_dir.rglob("*.png"):  # whatever figure exists is whole
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.read_bytes()[-8:-4] == b"IEND"
+
+    third = run(complement("compare", "--resume", str(compare_dir), "--progress", "false"), tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert (compare_dir / "report.md").exists()
+    assert records_without_times(compare_dir) == records_without_times(reference)
+    for name in ("ce-seed0", "cot-seed0", "ce-seed1", "cot-seed1"):
+        a, b = (torch.load(d / name / "predictions.pt") for d in (compare_dir, reference))
+        assert torch.equal(a["probs"], b["probs"]), name
+        spec = json.loads((compare_dir / name / "config.json").read_text())
+        assert spec["task"] == "digits" and spec["task_options"] == {} and spec["method"] == name.split("-")[0]

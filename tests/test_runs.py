@@ -1,0 +1,217 @@
+"""Runs: honest status, divergence, resume rules, the saved configuration, untrusted checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+import pytest
+import torch
+
+from complement._atomic import atomic_path, write_text
+from complement.cli import main
+from complement.runs import latest_checkpoint, read_status, write_status
+from complement.training.divergence import DivergenceError, DivergenceGuard
+
+FIT = ["fit", "--task", "blobs", "--method", "cot", "--progress", "false", "--debug"]
+
+
+def one_run(tmp_path):
+    (run,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    return run
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+def test_a_running_status_whose_process_is_gone_reads_interrupted(tmp_path):
+    write_status(tmp_path, "running")
+    assert read_status(tmp_path).status == "running" and "pid" in read_status(tmp_path).detail
+    data = json.loads((tmp_path / "status.json").read_text())
+    data["pid"] = 2**22 + 12345  # no such process
+    (tmp_path / "status.json").write_text(json.dumps(data))
+    found = read_status(tmp_path)
+    assert found.status == "interrupted" and "no longer runs" in found.detail
+    data.update(pid=os.getpid(), process_start="1")  # our pid, but another process's start time: a reused pid
+    (tmp_path / "status.json").write_text(json.dumps(data))
+    assert read_status(tmp_path).status == "interrupted"
+
+
+def test_a_run_on_another_host_is_judged_by_its_heartbeat(tmp_path):
+    write_status(tmp_path, "running")
+    data = json.loads((tmp_path / "status.json").read_text())
+    data["host"] = socket.gethostname() + "-elsewhere"
+    (tmp_path / "status.json").write_text(json.dumps(data))
+    assert read_status(tmp_path).status == "running"
+    data["heartbeat"] = time.time() - 3600
+    (tmp_path / "status.json").write_text(json.dumps(data))
+    found = read_status(tmp_path)
+    assert found.status == "interrupted" and "no heartbeat for" in found.detail
+
+
+def test_status_command_reports_each_run(blobs, tmp_path, capsys):
+    main(["compare", "--task", "blobs", "--methods", "[ce, cot]", "--seeds", "1", "--out", str(tmp_path),
+          "--progress", "false"])  # fmt: skip
+    compare_dir = one_run(tmp_path)
+    capsys.readouterr()
+    main(["status", str(compare_dir)])
+    out = capsys.readouterr().out
+    assert "report.md written" in out and out.count("complete") == 2
+
+
+# --- divergence -----------------------------------------------------------------------------
+
+
+class Steps:
+    def __init__(self, values):
+        self.values = list(values)
+        self.last_step_logs = {}
+
+
+class FakeTrainer:
+    global_step = 0
+
+
+def feed(guard, values):
+    trainer, module = FakeTrainer(), Steps(values)
+    for step, value in enumerate(values, start=1):
+        trainer.global_step = step
+        module.last_step_logs = {"train_loss": torch.tensor(value)}
+        guard.on_train_batch_end(trainer, module, None, None, step)
+
+
+def test_divergence_rule_is_first_value_plus_factor_times_its_scale():
+    feed(DivergenceGuard(), [2.3, 5.0, 25.2])  # 2.3 + 10 * 2.3 = 25.3
+    with pytest.raises(DivergenceError, match=r"train_loss = 25.4, above the limit 25.3 \(first step's value 2.3"):
+        feed(DivergenceGuard(), [2.3, 25.4])
+    with pytest.raises(DivergenceError, match="non-finite"):
+        feed(DivergenceGuard(), [2.3, float("nan")])
+    feed(DivergenceGuard(), [-0.5, -0.1, 9.4])  # |first| < 1: the scale is 1, limit -0.5 + 10
+    guard = DivergenceGuard()
+    feed(guard, [0.9])
+    state = guard.state_dict()
+    restored = DivergenceGuard()
+    restored.load_state_dict(state)
+    with pytest.raises(DivergenceError):
+        feed(restored, [10.95])  # the rule survives a resume: first stays 0.9, limit 10.9
+
+
+def test_a_diverging_run_stops_as_diverged_and_keeps_its_last_good_checkpoint(blobs, tmp_path, capsys):
+    with pytest.raises(SystemExit, match="1"):
+        main(["fit", "--task", "blobs", "--method", "ce", "--train.lr", "1e6", "--train.max_epochs", "3",
+              "--train.checkpoint_every_n_steps", "1", "--out", str(tmp_path), "--progress", "false"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "training diverged at step" in err and "Traceback" not in err
+    run = one_run(tmp_path)
+    found = read_status(run)
+    assert found.status == "diverged" and "diverged" in found.detail
+    assert not (run / "predictions.pt").exists() and not (run / "record.json").exists()
+    saved = torch.load(latest_checkpoint(run), weights_only=True)
+    assert all(torch.isfinite(value).all() for value in saved["state_dict"].values())
+
+
+# --- resume rules, the saved configuration, history -----------------------------------------
+
+
+def test_resume_takes_more_epochs_and_refuses_other_changes_naming_the_rule(blobs, tmp_path, capsys):
+    main([*FIT, "--train.max_epochs", "1", "--out", str(tmp_path)])
+    run = one_run(tmp_path)
+    with pytest.raises(
+        ValueError, match=r"--train.lr 0.5 \(saved: 0.01\) would change it.*--train.max_epochs to train"
+    ):
+        main(["fit", "--resume", str(run), "--train.lr", "0.5", "--debug"])
+    with pytest.raises(ValueError, match=r"--method 'ce' \(saved: 'cot'\)"):
+        main(["fit", "--resume", str(run), "--method", "ce", "--debug"])
+    with pytest.raises(ValueError, match="may only grow"):
+        main(["fit", "--resume", str(run), "--train.max_epochs", "0", "--debug"])
+    main(["fit", "--resume", str(run), "--train.max_epochs", "3", "--progress", "false"])
+    history = json.loads((run / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert json.loads((run / "config.json").read_text())["train"]["max_epochs"] == 3
+    # the same run trained 3 epochs at once
+    main([*FIT, "--train.max_epochs", "3", "--out", str(tmp_path / "again")])
+    again = json.loads((one_run(tmp_path / "again") / "history.json").read_text())
+    assert history == again
+
+
+def test_history_train_loss_is_the_epochs_own(blobs, tmp_path):
+    main([*FIT, "--train.max_epochs", "3", "--out", str(tmp_path)])
+    run = one_run(tmp_path)
+    history = json.loads((run / "history.json").read_text())
+    import csv
+
+    rows = [row for row in csv.DictReader((run / "logs" / "metrics.csv").open()) if row.get("train_loss_epoch")]
+    logged = {int(row["epoch"]) + 1: float(row["train_loss_epoch"]) for row in rows}
+    assert [row["train_loss"] for row in history] == pytest.approx([logged[e] for e in (1, 2, 3)], rel=1e-6)
+
+
+def test_fit_resume_of_a_compare_run_rebuilds_the_same_task(blobs, tmp_path, monkeypatch):
+    main(["compare", "--task", "blobs", "--methods", "[cot]", "--seeds", "1", "--task_options", "{}",
+          "--out", str(tmp_path), "--progress", "false"])  # fmt: skip
+    run = one_run(tmp_path) / "cot-seed0"
+    spec = json.loads((run / "config.json").read_text())
+    assert spec["task"] == "blobs" and spec["method"] == "cot" and spec["seed"] == 0 and "lr" in spec["train"]
+    main(["fit", "--resume", str(run), "--train.max_epochs", "3", "--progress", "false"])
+    assert read_status(run).status == "complete"
+
+
+def test_resume_refuses_a_live_run(blobs, tmp_path):
+    main([*FIT, "--train.max_epochs", "1", "--out", str(tmp_path)])
+    run = one_run(tmp_path)
+    write_status(run, "running")  # as if this very process were training it
+    with pytest.raises(RuntimeError, match="is still running"):
+        main(["fit", "--resume", str(run), "--debug"])
+
+
+def test_a_damaged_settings_file_is_a_clear_error(blobs, tmp_path, capsys):
+    main(["compare", "--task", "blobs", "--methods", "[ce]", "--seeds", "1", "--out", str(tmp_path),
+          "--progress", "false"])  # fmt: skip
+    compare_dir = one_run(tmp_path)
+    (compare_dir / "compare.json").write_text('{"task": "blo')
+    with pytest.raises(SystemExit, match="1"):
+        main(["compare", "--resume", str(compare_dir)])
+    err = capsys.readouterr().err
+    assert "compare.json is damaged" in err and "Traceback" not in err
+
+
+def test_an_untrusted_checkpoint_is_not_unpickled(blobs, tmp_path):
+    main([*FIT, "--train.max_epochs", "1", "--out", str(tmp_path)])
+    run = one_run(tmp_path)
+    path = latest_checkpoint(run)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["payload"] = Exploit()
+    torch.save(checkpoint, path)
+    (run / "status.json").write_text(json.dumps({"status": "interrupted"}))
+    marker = tmp_path / "pwned"
+    os.environ["COMPLEMENT_TEST_MARKER"] = str(marker)
+    try:
+        with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
+            main(["fit", "--resume", str(run), "--train.max_epochs", "2", "--debug"])
+    finally:
+        del os.environ["COMPLEMENT_TEST_MARKER"]
+    assert not marker.exists()
+
+
+class Exploit:
+    def __reduce__(self):
+        return (_touch_marker, ())
+
+
+def _touch_marker():
+    open(os.environ["COMPLEMENT_TEST_MARKER"], "w").close()
+
+
+# --- atomic files ---------------------------------------------------------------------------
+
+
+def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
+    target = tmp_path / "report.md"
+    write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as temporary:
+        temporary.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+    write_text(target, "new")
+    assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
