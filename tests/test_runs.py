@@ -148,13 +148,25 @@ def test_history_train_loss_is_the_epochs_own(blobs, tmp_path):
 
 
 def test_fit_resume_of_a_compare_run_rebuilds_the_same_task(blobs, tmp_path, monkeypatch):
-    main(["compare", "--task", "blobs", "--methods", "[cot]", "--seeds", "1", "--task_options", "{}",
+    main(["compare", "--task", "blobs", "--methods", "[cot]", "--seeds", "1", "--task_options", "{fail: false}",
           "--out", str(tmp_path), "--progress", "false"])  # fmt: skip
     run = one_run(tmp_path) / "cot-seed0"
     spec = json.loads((run / "config.json").read_text())
-    assert spec["task"] == "blobs" and spec["method"] == "cot" and spec["seed"] == 0 and "lr" in spec["train"]
+    assert spec["task"] == "blobs" and spec["task_options"] == {"fail": False}
+    assert spec["method"] == "cot" and spec["seed"] == 0 and spec["train"]["lr"] == 0.01
     main(["fit", "--resume", str(run), "--train.max_epochs", "3", "--progress", "false"])
     assert read_status(run).status == "complete"
+
+
+def test_keep_best_keeps_one_best_checkpoint_apart_from_the_latest(blobs, tmp_path):
+    main([*FIT, "--train.max_epochs", "3", "--train.keep_best", "val_acc", "--out", str(tmp_path)])
+    run = one_run(tmp_path)
+    names = sorted(path.name for path in (run / "checkpoints").glob("*.ckpt"))
+    assert len([n for n in names if n.startswith("best-")]) == 1 and "epoch=2-step=15.ckpt" in names
+    assert latest_checkpoint(run).name == "epoch=2-step=15.ckpt"
+    with pytest.raises(ValueError, match=r"keep_best must be one of \['val_acc'"):
+        main([*FIT, "--train.keep_best", "train_acc", "--out", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()  # checked before any directory is made
 
 
 def test_resume_refuses_a_live_run(blobs, tmp_path):
