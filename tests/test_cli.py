@@ -50,7 +50,9 @@ def test_compare_end_to_end_writes_report_and_figures(blobs, tmp_path, capsys):
 
 
 def test_compare_resume_finishes_only_what_is_missing(blobs, tmp_path, monkeypatch):
-    real_fit_run = cli.fit_run
+    from complement.runs import fit
+
+    real_fit_run = fit.fit_run
     calls = []
 
     def failing_fit_run(task, spec, run_dir, progress=True, resume=False):
@@ -60,7 +62,7 @@ def test_compare_resume_finishes_only_what_is_missing(blobs, tmp_path, monkeypat
             raise KeyboardInterrupt
         return real_fit_run(task, spec, run_dir, progress=progress, resume=resume)
 
-    monkeypatch.setattr(cli, "fit_run", failing_fit_run)
+    monkeypatch.setattr(fit, "fit_run", failing_fit_run)
     with pytest.raises(SystemExit, match="130"):
         main(
             [

@@ -416,7 +416,7 @@ BAD_INPUTS = [
     (
         lambda: complement.focal_loss(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), weight=torch.ones(3)),
         ValueError,
-        r"weight must have shape \(5,\)",
+        r"weight must be a float tensor of shape \(5,\)",
     ),
     (lambda: complement.get_loss("hinge"), ValueError, "unknown loss 'hinge'"),
     (lambda: complement.get_loss("cot", alpha=1.0), TypeError, "does not accept"),
@@ -433,3 +433,26 @@ def test_bad_kernel_mode(monkeypatch):
     monkeypatch.setenv("COMPLEMENT_KERNELS", "gpu")
     with pytest.raises(ValueError, match="COMPLEMENT_KERNELS must be one of"):
         complement.complement_entropy(torch.randn(4, 5), torch.zeros(4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("mode", ["eager", "compiled"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_target_logit_makes_its_row_nan_in_every_loss_and_path(monkeypatch, mode, bad):
+    """H does not depend on z_g, yet a broken model must not get a finite loss (F.cross_entropy's rule)."""
+    monkeypatch.setenv("COMPLEMENT_KERNELS", mode)
+    from complement.losses.linear import linear_complement_entropy, linear_cross_entropy_and_complement
+
+    logits, target = torch.randn(3, 5, generator=torch.Generator().manual_seed(0)), torch.tensor([1, 2, 0])
+    logits[1, 2] = bad  # row 1's target logit
+    rows = complement.complement_entropy(logits, target, reduction="none")
+    assert torch.isfinite(rows[[0, 2]]).all() and torch.isnan(rows[1])
+    assert torch.isnan(complement.complement_entropy(logits, target))
+    assert torch.isnan(complement.cross_entropy_and_complement_entropy(logits, target)[1])
+    assert torch.isnan(complement.guided_complement_entropy(logits, target))
+    assert torch.isnan(complement.complement_cross_entropy(logits, target))
+    hidden, eye = torch.eye(3), torch.eye(3, 5).t().contiguous()  # logits = hidden @ W.T + b, b carries them
+    bias_logits = logits  # one chunk per row: put each row's logits in the bias of a zero layer
+    for i in range(3):
+        value = linear_complement_entropy(hidden[i : i + 1] * 0, eye * 0, target[i : i + 1], bias_logits[i])
+        assert torch.isnan(value) == (i == 1)
+    assert torch.isnan(linear_cross_entropy_and_complement(hidden[1:2] * 0, eye * 0, target[1:2], logits[1])[1])

@@ -126,6 +126,16 @@ def test_interpreter_one_term_at_a_time():
 
 
 @interpreter
+def test_interpreter_a_non_finite_target_logit_makes_its_row_nan():
+    logits, target = _logits(3, 20)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        broken = logits.clone()
+        broken[1, target[1]] = bad
+        _, entropy = triton_loss.loss_rows(broken, target, max_block=8)
+        assert torch.isfinite(entropy[[0, 2]]).all() and torch.isnan(entropy[1])
+
+
+@interpreter
 def test_interpreter_statistics_only_leave_the_logits_alone():
     logits, target = _logits(4, 20)
     buffer = logits.clone()

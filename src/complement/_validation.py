@@ -15,7 +15,7 @@ metrics apply one rule each.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -24,14 +24,68 @@ REDUCTIONS = ("mean", "sum", "none")
 NORMALIZATIONS = ("classes", "complement_classes", "log_classes", "max_entropy", "none")
 
 
+INDEX_DTYPES = (torch.int64, torch.int32)
+
+
 def check_reduction(reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
+    check_choice("reduction", reduction, REDUCTIONS)
 
 
 def check_choice(name: str, value: str, choices) -> None:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}; got {value!r}")
+
+
+def check_int(name: str, value: Any, minimum: int | None = None) -> None:
+    """``value`` is a plain integer (not a bool, float or tensor), at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+
+
+def check_number(name: str, value: Any, minimum: float | None = None, hint: str = "") -> None:
+    """``value`` is a finite real number (not a bool or a tensor), at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__} {value!r}{hint}")
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        bound = f" >= {minimum}" if minimum is not None else ""
+        raise ValueError(f"{name} must be a finite number{bound}; got {value}{hint}")
+
+
+def check_ignore_index(ignore_index: Any) -> None:
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(
+            f"ignore_index must be an integer; got {ignore_index!r}. Use the default -100 when no target "
+            "should be ignored (a class index never equals it)."
+        )
+
+
+def check_num_classes_arg(num_classes: Any, owner: str) -> None:
+    """A loss Module's optional ``num_classes``: ``None`` or an integer >= 2."""
+    if num_classes is None:
+        return
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        raise TypeError(f"{owner}: num_classes must be an integer >= 2 or None; got {num_classes!r}")
+    check_num_classes(num_classes, owner)
+
+
+def check_class_weight(weight: Any, num_classes: int, loss_name: str) -> None:
+    """Per-class weights as ``F.cross_entropy`` takes them: ``None`` or a float tensor ``(C,)``, >= 0."""
+    if weight is None:
+        return
+    if not isinstance(weight, Tensor):
+        raise TypeError(
+            f"{loss_name}: weight must be a float tensor of {num_classes} per-class weights or None; "
+            f"got {type(weight).__name__}"
+        )
+    if not weight.is_floating_point() or tuple(weight.shape) != (num_classes,):
+        raise ValueError(
+            f"{loss_name}: weight must be a float tensor of shape ({num_classes},), one weight per class; "
+            f"got shape {tuple(weight.shape)} and dtype {weight.dtype}"
+        )
+    if not _is_compiling() and not bool(((weight >= 0) & torch.isfinite(weight)).all()):
+        raise ValueError(f"{loss_name}: class weights must be finite and >= 0; got {weight.tolist()}")
 
 
 def _is_compiling() -> bool:
@@ -54,6 +108,15 @@ def flatten_logits(input: Tensor, target: Tensor, loss_name: str) -> tuple[Tenso
             "Probability (soft) targets are not supported: the complement is defined by one target "
             "class. Convert with target.argmax(1) if your targets are one-hot."
         )
+    if target.dtype not in INDEX_DTYPES:
+        raise TypeError(
+            f"{loss_name} expects class indices of dtype int64 (or int32); got {target.dtype}. "
+            "Convert with target.long()."
+        )
+    if input.device != target.device:
+        raise ValueError(
+            f"{loss_name}: logits are on {input.device} and target on {target.device}; move them to one device"
+        )
     if input.dim() == 0:
         raise ValueError(f"{loss_name} expects logits of shape (C,), (N, C) or (N, C, d1, ...); got a scalar")
     if input.dim() == 1:  # unbatched (C,) with a scalar target
@@ -62,7 +125,7 @@ def flatten_logits(input: Tensor, target: Tensor, loss_name: str) -> tuple[Tenso
                 f"{loss_name}: unbatched logits of shape {tuple(input.shape)} need a scalar target; "
                 f"got target of shape {tuple(target.shape)}"
             )
-        return input.unsqueeze(0), target.reshape(1), target.shape
+        return input.unsqueeze(0), target.reshape(1).long(), target.shape
     expected = (input.shape[0],) + tuple(input.shape[2:])
     if tuple(target.shape) != expected:
         raise ValueError(
@@ -73,7 +136,7 @@ def flatten_logits(input: Tensor, target: Tensor, loss_name: str) -> tuple[Tenso
     num_classes = input.shape[1]
     if input.dim() > 2:
         input = input.movedim(1, -1).reshape(-1, num_classes)
-    return input, target.reshape(-1), target.shape
+    return input, target.reshape(-1).long(), target.shape
 
 
 def check_num_classes(num_classes: int, loss_name: str, minimum: int = 2) -> None:
@@ -145,6 +208,24 @@ def reduce_rows(per_row: Tensor, kept: Tensor | None, reduction: str, target_sha
     return total / kept.sum().clamp(min=1).to(total.dtype)
 
 
+def reduce_weighted_rows(
+    per_row: Tensor, target: Tensor, weight: Tensor, kept: Tensor | None, reduction: str, target_shape: torch.Size
+) -> Tensor:
+    """``F.cross_entropy``'s class weighting: each row's loss times its target class's weight;
+    ``mean`` divides by the summed weights of the kept rows (0 when they sum to 0)."""
+    row_weight = weight.to(per_row.dtype)[target]
+    if kept is not None:
+        row_weight = row_weight * kept.to(per_row.dtype)
+    per_row = per_row * row_weight
+    if kept is not None:  # an ignored row holds 0, even where its loss is not finite
+        per_row = torch.where(kept, per_row, torch.zeros_like(per_row))
+    if reduction == "none":
+        return per_row.reshape(target_shape)
+    if reduction == "sum":
+        return per_row.sum()
+    return per_row.sum() / row_weight.sum().clamp(min=torch.finfo(per_row.dtype).tiny)
+
+
 # ---------------------------------------------------------------- the loss family's rules
 
 
@@ -163,16 +244,20 @@ def normalizer(normalization: str, num_classes: int) -> float:
 
 
 def check_alpha(alpha: float) -> None:
+    check_number("alpha", alpha, hint=" (the exponent of the guiding factor p_g ** alpha)")
     if not alpha >= 0:
         raise ValueError(f"alpha must be >= 0 (the exponent of the guiding factor p_g ** alpha); got {alpha}")
 
 
 def check_gamma(gamma: float) -> None:
+    hint = " (the focusing exponent; pass per-class weights as weight=...)"
+    check_number("gamma", gamma, hint=hint)
     if not gamma >= 0:
         raise ValueError(f"gamma must be >= 0 (the focusing exponent); got {gamma}")
 
 
 def check_balancing_factor(balancing_factor: float) -> None:
+    check_number("balancing_factor", balancing_factor, hint=" (pass per-class weights as weight=...)")
     if not balancing_factor >= 0:
         raise ValueError(
             f"balancing_factor must be >= 0; got {balancing_factor}. The complement term is "
@@ -201,11 +286,17 @@ class Prepared(NamedTuple):
     target_shape: torch.Size
 
 
-def prepare(input: Tensor, target: Tensor, ignore_index: int, reduction: str, loss_name: str) -> Prepared:
-    """Validate a loss's logits, targets and reduction; flatten them to rows."""
+def prepare(
+    input: Tensor, target: Tensor, ignore_index: int, reduction: str, loss_name: str, validate: bool = True
+) -> Prepared:
+    """Validate a loss's logits, targets and reduction; flatten them to rows.
+
+    ``validate=False`` skips the target range check, the one check that reads the
+    targets (a host sync per call); out-of-range targets then give undefined results."""
     check_reduction(reduction)
+    check_ignore_index(ignore_index)
     logits, flat_target, target_shape = flatten_logits(input, target, loss_name)
     check_num_classes(logits.shape[1], loss_name)
-    may_ignore = check_targets(flat_target, logits.shape[1], ignore_index, loss_name)
+    may_ignore = check_targets(flat_target, logits.shape[1], ignore_index, loss_name) if validate else True
     kept, safe_target = split_ignored(flat_target, ignore_index, may_ignore)
     return Prepared(logits, safe_target, kept, target_shape)

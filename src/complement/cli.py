@@ -30,21 +30,10 @@ from typing import Any
 from jsonargparse import CLI
 
 from ._atomic import write_json
-from .runs import (
-    METHODS,
-    RESUME_CHANGES,
-    RunSpec,
-    TrainConfig,
-    fit_run,
-    get_method,
-    load_run_record,
-    load_spec,
-    new_run_dir,
-    read_status,
-    resumed,
-    save_spec,
-)
-from .runs.config import ResolvedTrainConfig
+from .runs.config import RESUME_CHANGES, ResolvedTrainConfig, TrainConfig, resumed
+from .runs.files import RunSpec, check_output_directory, load_run_record, load_spec, new_run_dir, save_spec
+from .runs.methods import METHODS, get_method
+from .runs.status import read_status
 
 COMPARE_FILE = "compare.json"
 DEFAULT_TASK, DEFAULT_METHOD, DEFAULT_METHODS, DEFAULT_SEEDS = "mnist", "cot", ["ce", "cot", "ce_2x"], 3
@@ -78,6 +67,11 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a {what}'s settings; it cannot be resumed")
     return data
+
+
+def _check_seed(name: str, seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"{name} must be an integer in [0, 2**32) (numpy's seed range); got {seed!r}")
 
 
 def _refuse_if_running(run_dir: Path) -> None:
@@ -135,12 +129,16 @@ def fit(
     else:
         task, method = task or DEFAULT_TASK, method or DEFAULT_METHOD
         seed = 0 if seed is None else seed
+        _check_seed("seed", seed)
         get_method(method)
+        check_output_directory(Path(out))
         options = dict(task_options or {})
         built = _build_task(task, options, seed)  # validates the task, its options and its data first
         spec = RunSpec(task, method, seed, train.resolved(built.defaults), options)
         run_dir = new_run_dir(Path(out), f"{task}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
         save_spec(run_dir, spec)
+    from .runs.fit import fit_run  # Lightning is imported only to train
+
     record = fit_run(built, spec, run_dir, progress=progress, resume=resume is not None)
     print(json.dumps(record.test, indent=2))
     print(f"run directory: {run_dir}")
@@ -181,6 +179,7 @@ def compare(
         task, methods = task or DEFAULT_TASK, list(methods if methods is not None else DEFAULT_METHODS)
         seeds = DEFAULT_SEEDS if seeds is None else seeds
         _check_comparison(methods, seeds)
+        check_output_directory(Path(out))
         task_options = dict(task_options or {})
         config = train.resolved(_build_task(task, task_options, 0).defaults)  # checks the task before any directory
         compare_dir = new_run_dir(Path(out), f"compare-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -255,6 +254,8 @@ def _run_comparison(compare_dir, task, task_options, methods, seeds, config, pro
             spec = RunSpec(task, name, seed, config, dict(task_options))
             run_dir.mkdir(exist_ok=True)
             save_spec(run_dir, spec)
+            from .runs.fit import fit_run  # Lightning is imported only to train
+
             records.append(fit_run(built, spec, run_dir, progress=progress, resume=resume))
     return records
 

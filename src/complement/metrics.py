@@ -4,11 +4,16 @@
 
 ==========================  ===================================================================
 ``acc``                     micro accuracy (``MulticlassAccuracy(average="micro")``)
-``precision``               macro precision, as in the COT blog (:class:`MacroPrecision`)
+``precision``               macro precision, the mean of the per-class precisions (:class:`MacroPrecision`)
 ``nll``                     mean cross-entropy of the target, :class:`NegativeLogLikelihood`
 ``ece``                     expected calibration error, 15 bins, l1 (:class:`ExpectedCalibrationError`)
 ``complement_entropy``      mean ``H(q) / log(K - 1)`` in ``[0, 1]``, :class:`NormalizedComplementEntropy`
 ==========================  ===================================================================
+
+The COT blog reported ``Precision(num_classes=...)`` of the torchmetrics of its day, whose
+default averaging was *micro*: for single-label classification micro precision equals
+accuracy, so the blog's "precision" is our ``acc``. ``precision`` here is the macro
+average, which weighs rare classes as much as common ones; both are reported.
 
 Inputs are logits ``(M, C)`` with targets ``(M,)``, or class-last ``(..., C)`` with
 ``(...)`` (e.g. token classification ``(N, L, C)`` / ``(N, L)``), flattened to rows.

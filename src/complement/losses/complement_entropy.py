@@ -9,7 +9,10 @@ entropy, which lies in ``[0, log(K - 1)]``. The loss is
     L = -(1 / N) * sum_i H(q_i) / Z
 
 so *minimizing* it *maximizes* the complement entropy, flattening the probability
-of the wrong classes. ``Z`` is the normalization:
+of the wrong classes. **The loss is negative by construction** (``-H / Z <= 0``; it is
+0 only when the wrong classes' distribution is one-hot, and falls as it flattens), so a
+logged ``cot_loss`` around ``-0.2`` is healthy, not a bug: most issues filed on the
+authors' repository are about this sign. ``Z`` is the normalization:
 
 =========================  ===========  ==============================================
 ``normalization``          ``Z``        used by
@@ -30,9 +33,11 @@ It is computed from logits with an analytic gradient, as a masked log-sum-exp wh
 ``torch.compile`` fuses it and as the softmax of the non-target logits in eager torch
 (see :mod:`complement.ops.complement_entropy`); float16/bfloat16 logits are computed
 in float32 and the loss is returned in float32. With K = 2 the complement is one
-class, so the loss and its gradient are 0. A NaN logit, or a ``+inf`` logit, in a
-kept row makes the loss NaN (as with ``F.cross_entropy``); ``-inf`` on a non-target
-class excludes that class from the complement.
+class, so the loss and its gradient are 0. Non-finite logits follow ``F.cross_entropy``:
+a NaN or ``+inf`` logit anywhere in a kept row, the target's included (though ``H``
+does not depend on it), makes the loss NaN, so a broken model is never reported with a
+finite loss; ``-inf`` on a non-target class excludes that class from the complement,
+and ``-inf`` on the target makes the row NaN (its cross-entropy is infinite).
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from .._validation import (
     NORMALIZATIONS,
     check_choice,
     check_class_count,
-    check_num_classes,
+    check_ignore_index,
+    check_num_classes_arg,
     check_reduction,
     normalizer,
     prepare,
@@ -59,18 +65,21 @@ __all__ = ["NORMALIZATIONS", "ComplementEntropy", "complement_entropy"]
 def complement_entropy(
     input: Tensor,
     target: Tensor,
+    *,
     ignore_index: int = -100,
     reduction: str = "mean",
     normalization: str = "classes",
+    validate: bool = True,
 ) -> Tensor:
-    """COT's complement loss ``-H(q) / Z``, averaged like ``F.cross_entropy``.
+    """COT's complement loss ``-H(q) / Z``, averaged like ``F.cross_entropy`` (negative by construction).
 
     Args:
         input: logits ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``.
-        target: class indices ``()``, ``(N,)`` or ``(N, d1, ...)``.
+        target: class indices ``()``, ``(N,)`` or ``(N, d1, ...)``, int64 or int32.
         ignore_index: target value that does not count.
         reduction: ``"mean"`` over kept targets, ``"sum"``, or ``"none"`` (ignored positions are 0).
         normalization: the divisor ``Z``; see the module docstring.
+        validate: check that targets are in range (one host sync); ``False`` for hot loops.
 
     A flat complement reaches the maximum ``H = log(K - 1)``; with the authors' ``Z = K``
     the loss is then ``-log(3) / 4`` for four classes:
@@ -85,7 +94,9 @@ def complement_entropy(
     tensor(-1.)
     """
     check_choice("normalization", normalization, NORMALIZATIONS)
-    logits, safe_target, kept, target_shape = prepare(input, target, ignore_index, reduction, "complement_entropy")
+    logits, safe_target, kept, target_shape = prepare(
+        input, target, ignore_index, reduction, "complement_entropy", validate
+    )
     weight = -1.0 / normalizer(normalization, logits.shape[1])
     factor = reduction_factor(kept, reduction, logits.shape[0])
     if factor is not None:  # the op scales and reduces: one autograd node
@@ -111,30 +122,38 @@ class ComplementEntropy(nn.Module):
     def __init__(
         self,
         num_classes: int | None = None,
+        *,
         ignore_index: int = -100,
         reduction: str = "mean",
         normalization: str = "classes",
+        validate: bool = True,
     ):
         super().__init__()
+        check_num_classes_arg(num_classes, "ComplementEntropy")
+        check_ignore_index(ignore_index)
         check_reduction(reduction)
         check_choice("normalization", normalization, NORMALIZATIONS)
-        if num_classes is not None:
-            check_num_classes(num_classes, "ComplementEntropy")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.reduction = reduction
         self.normalization = normalization
+        self.validate = validate
+
+    def _options(self) -> dict:
+        return {"ignore_index": self.ignore_index, "reduction": self.reduction, "normalization": self.normalization}
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         check_class_count(self.num_classes, input, type(self).__name__)
-        return complement_entropy(input, target, self.ignore_index, self.reduction, self.normalization)
+        return complement_entropy(input, target, **self._options(), validate=self.validate)
 
     def with_cross_entropy(self, input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         """``(cross_entropy, this loss)`` from one read of the logits (COT's joint mode)."""
         check_class_count(self.num_classes, input, type(self).__name__)
-        return cross_entropy_and_complement_entropy(
-            input, target, self.ignore_index, self.reduction, self.normalization
-        )
+        return cross_entropy_and_complement_entropy(input, target, **self._options(), validate=self.validate)
+
+    def normalized_entropy(self, loss: Tensor, num_classes: int) -> Tensor:
+        """The mean ``H(q) / log(K - 1)`` in ``[0, 1]`` (1: a flat complement) behind a ``mean`` loss value."""
+        return -loss * (normalizer(self.normalization, num_classes) / normalizer("max_entropy", num_classes))
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, reduction={self.reduction!r}, normalization={self.normalization!r}"

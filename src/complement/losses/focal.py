@@ -12,63 +12,80 @@ taken over the weights of the kept targets. torch ships only the binary
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_gamma, check_num_classes, check_reduction, check_targets, flatten_logits, split_ignored
+from .._validation import (
+    check_class_weight,
+    check_gamma,
+    check_ignore_index,
+    check_reduction,
+    prepare,
+    reduce_rows,
+    reduce_weighted_rows,
+)
 from ..ops.complement_entropy import upcast
 
 
 def focal_loss(
     input: Tensor,
     target: Tensor,
-    gamma: float = 2.0,
     weight: Tensor | None = None,
+    *,
+    gamma: float = 2.0,
     ignore_index: int = -100,
     reduction: str = "mean",
+    validate: bool = True,
 ) -> Tensor:
-    """``-(1 - p_g)^gamma * log p_g`` with ``F.cross_entropy``'s conventions."""
+    """``-(1 - p_g)^gamma * log p_g`` with ``F.cross_entropy``'s conventions (``weight`` third, as there).
+
+    >>> import torch
+    >>> from complement import focal_loss
+    >>> logits, target = torch.tensor([[2.0, 1.0, 1.0, 1.0]]), torch.tensor([0])
+    >>> focal_loss(logits, target, gamma=0.0)  # gamma = 0 is cross-entropy
+    tensor(0.7437)
+    """
     check_gamma(gamma)
-    check_reduction(reduction)
-    logits, flat_target, target_shape = flatten_logits(input, target, "focal_loss")
-    num_classes = logits.shape[1]
-    check_num_classes(num_classes, "focal_loss")
-    check_targets(flat_target, num_classes, ignore_index, "focal_loss")
-    if weight is not None and weight.shape != (num_classes,):
-        raise ValueError(f"focal_loss: weight must have shape ({num_classes},); got {tuple(weight.shape)}")
-    kept, safe_target = split_ignored(flat_target, ignore_index)
-    assert kept is not None  # split_ignored always masks unless told nothing can be ignored
+    logits, safe_target, kept, target_shape = prepare(input, target, ignore_index, reduction, "focal_loss", validate)
+    check_class_weight(weight, logits.shape[1], "focal_loss")
     log_p = F.log_softmax(upcast(logits), dim=1).gather(1, safe_target.unsqueeze(1)).squeeze(1)
     per_row = -((1 - log_p.exp()).clamp(min=0) ** gamma) * log_p
-    row_weight = kept.to(per_row.dtype)
     if weight is not None:
-        row_weight = row_weight * weight.to(per_row.dtype)[safe_target]
-    per_row = torch.where(kept, per_row * row_weight, torch.zeros_like(per_row))
-    if reduction == "none":
-        return per_row.reshape(target_shape)
-    if reduction == "sum":
-        return per_row.sum()
-    return per_row.sum() / row_weight.sum().clamp(min=torch.finfo(per_row.dtype).tiny)
+        return reduce_weighted_rows(per_row, safe_target, weight, kept, reduction, target_shape)
+    return reduce_rows(per_row, kept, reduction, target_shape)
 
 
 class FocalLoss(nn.Module):
     """Module twin of :func:`focal_loss`."""
 
     def __init__(
-        self, gamma: float = 2.0, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"
+        self,
+        gamma: float = 2.0,
+        *,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        validate: bool = True,
     ):
         super().__init__()
         check_gamma(gamma)
+        check_ignore_index(ignore_index)
         check_reduction(reduction)
+        if weight is not None:
+            check_class_weight(weight, weight.shape[0] if isinstance(weight, Tensor) else 0, "FocalLoss")
         self.gamma = gamma
         self.weight: Tensor | None
         self.register_buffer("weight", weight)
         self.ignore_index = ignore_index
         self.reduction = reduction
+        self.validate = validate
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return focal_loss(input, target, self.gamma, self.weight, self.ignore_index, self.reduction)
+        return focal_loss(
+            input, target, self.weight, gamma=self.gamma, ignore_index=self.ignore_index, reduction=self.reduction,
+            validate=self.validate,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, reduction={self.reduction!r}"
+        weighted = ", weighted" if self.weight is not None else ""
+        return f"gamma={self.gamma}, reduction={self.reduction!r}{weighted}"

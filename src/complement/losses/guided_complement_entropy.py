@@ -25,6 +25,8 @@ from .._validation import (
     check_alpha,
     check_choice,
     check_class_count,
+    check_ignore_index,
+    check_num_classes_arg,
     check_reduction,
     normalizer,
     prepare,
@@ -36,10 +38,12 @@ from ..ops.joint import cross_entropy_and_complement_entropy_rows
 def guided_complement_entropy(
     input: Tensor,
     target: Tensor,
+    *,
     alpha: float = 0.333,
     ignore_index: int = -100,
     reduction: str = "mean",
     normalization: str = "log_classes",
+    validate: bool = True,
 ) -> Tensor:
     """Guided complement entropy ``-p_g^alpha * H(q) / Z`` (see the module docstring).
 
@@ -56,7 +60,7 @@ def guided_complement_entropy(
     check_alpha(alpha)
     check_choice("normalization", normalization, NORMALIZATIONS)
     logits, safe_target, kept, target_shape = prepare(
-        input, target, ignore_index, reduction, "guided_complement_entropy"
+        input, target, ignore_index, reduction, "guided_complement_entropy", validate
     )
     ce_rows, entropy_rows = cross_entropy_and_complement_entropy_rows(logits, safe_target)
     guide = (-alpha * ce_rows).exp()  # p_g ** alpha, since CE = -log p_g
@@ -77,13 +81,17 @@ class GuidedComplementEntropy(nn.Module):
     def __init__(
         self,
         alpha: float = 0.333,
+        *,
         num_classes: int | None = None,
         ignore_index: int = -100,
         reduction: str = "mean",
         normalization: str = "log_classes",
+        validate: bool = True,
     ):
         super().__init__()
         check_alpha(alpha)
+        check_num_classes_arg(num_classes, "GuidedComplementEntropy")
+        check_ignore_index(ignore_index)
         check_reduction(reduction)
         check_choice("normalization", normalization, NORMALIZATIONS)
         self.alpha = alpha
@@ -91,12 +99,14 @@ class GuidedComplementEntropy(nn.Module):
         self.ignore_index = ignore_index
         self.reduction = reduction
         self.normalization = normalization
+        self.validate = validate
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         check_class_count(self.num_classes, input, type(self).__name__)
         return guided_complement_entropy(
-            input, target, self.alpha, self.ignore_index, self.reduction, self.normalization
-        )
+            input, target, alpha=self.alpha, ignore_index=self.ignore_index, reduction=self.reduction,
+            normalization=self.normalization, validate=self.validate,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, reduction={self.reduction!r}, normalization={self.normalization!r}"

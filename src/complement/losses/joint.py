@@ -18,9 +18,11 @@ from ..ops.joint import cross_entropy_and_complement_entropy_rows
 def cross_entropy_and_complement_entropy(
     input: Tensor,
     target: Tensor,
+    *,
     ignore_index: int = -100,
     reduction: str = "mean",
     normalization: str = "classes",
+    validate: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Return ``(cross_entropy, complement_entropy)`` computed in one pass.
 
@@ -34,7 +36,7 @@ def cross_entropy_and_complement_entropy(
     """
     check_choice("normalization", normalization, NORMALIZATIONS)
     logits, safe_target, kept, target_shape = prepare(
-        input, target, ignore_index, reduction, "cross_entropy_and_complement_entropy"
+        input, target, ignore_index, reduction, "cross_entropy_and_complement_entropy", validate
     )
     weight = -1.0 / normalizer(normalization, logits.shape[1])
     factor = reduction_factor(kept, reduction, logits.shape[0])

@@ -29,7 +29,9 @@ from .._validation import (
     NORMALIZATIONS,
     check_alpha,
     check_choice,
+    check_ignore_index,
     check_num_classes,
+    check_num_classes_arg,
     check_reduction,
     check_targets,
     flatten_logits,
@@ -104,14 +106,17 @@ class _Prepared(NamedTuple):
 
 
 def _prepare(
-    hidden, weight, target, bias, ignore_index, reduction, chunk_size, memory_budget_bytes, backend, loss_name
-) -> _Prepared:
+    hidden, weight, target, bias, ignore_index, reduction, chunk_size, memory_budget_bytes, backend, loss_name,
+    validate=True,
+) -> _Prepared:  # fmt: skip
     """Validate; drop ignored rows (they cost no matrix product); pick chunk rows and backend."""
     check_reduction(reduction)
+    check_ignore_index(ignore_index)
     flat_hidden, flat_target, target_shape = _check_linear(hidden, weight, bias, target, loss_name)
     num_classes = weight.shape[0]
     check_num_classes(num_classes, loss_name)
-    check_targets(flat_target, num_classes, ignore_index, loss_name)
+    if validate:
+        check_targets(flat_target, num_classes, ignore_index, loss_name)
     rows_impl = row_backend(backend, flat_hidden)
     rows = chunk_rows(chunk_size, memory_budget_bytes, num_classes, flat_hidden.dtype, rows_impl is TritonRows)
     kept, safe_target = split_ignored(flat_target, ignore_index)
@@ -172,15 +177,16 @@ def linear_cross_entropy_and_complement(
     weight: Tensor,
     target: Tensor,
     bias: Tensor | None = None,
+    *,
     ignore_index: int = -100,
     reduction: str = "mean",
     normalization: str | None = None,
     chunk_size: int | None = None,
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
-    *,
     complement: str = "entropy",
     alpha: float = 0.333,
     backend: str = "auto",
+    validate: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """``(cross_entropy, complement_loss)`` of the logits ``hidden @ weight.T + bias``, chunked.
 
@@ -215,6 +221,7 @@ def linear_cross_entropy_and_complement(
         memory_budget_bytes,
         backend,
         "linear_cross_entropy_and_complement",
+        validate,
     )
     ce_rows, entropy_rows = _rows(prep, weight, bias, "joint")
     complement_rows = _complement_rows(ce_rows, entropy_rows, complement, alpha, normalization, prep.num_classes)
@@ -229,12 +236,13 @@ def linear_cross_entropy(
     weight: Tensor,
     target: Tensor,
     bias: Tensor | None = None,
+    *,
     ignore_index: int = -100,
     reduction: str = "mean",
     chunk_size: int | None = None,
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
-    *,
     backend: str = "auto",
+    validate: bool = True,
 ) -> Tensor:
     """Cross-entropy of ``hidden @ weight.T + bias`` only (COT's first step), chunked.
 
@@ -251,6 +259,7 @@ def linear_cross_entropy(
         memory_budget_bytes,
         backend,
         "linear_cross_entropy",
+        validate,
     )
     return _single_term(prep, weight, bias, "ce", lambda ce: ce, reduction)
 
@@ -260,13 +269,14 @@ def linear_complement_entropy(
     weight: Tensor,
     target: Tensor,
     bias: Tensor | None = None,
+    *,
     ignore_index: int = -100,
     reduction: str = "mean",
     normalization: str = "classes",
     chunk_size: int | None = None,
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
-    *,
     backend: str = "auto",
+    validate: bool = True,
 ) -> Tensor:
     """COT's complement loss ``-H / Z`` of ``hidden @ weight.T + bias`` only (its second step), chunked.
 
@@ -284,6 +294,7 @@ def linear_complement_entropy(
         memory_budget_bytes,
         backend,
         "linear_complement_entropy",
+        validate,
     )
     scale = -1.0 / normalizer(normalization, prep.num_classes)
     return _single_term(prep, weight, bias, "complement", lambda entropy: entropy * scale, reduction)
@@ -294,14 +305,15 @@ def linear_guided_complement_entropy(
     weight: Tensor,
     target: Tensor,
     bias: Tensor | None = None,
+    *,
     alpha: float = 0.333,
     ignore_index: int = -100,
     reduction: str = "mean",
     normalization: str = "log_classes",
     chunk_size: int | None = None,
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
-    *,
     backend: str = "auto",
+    validate: bool = True,
 ) -> Tensor:
     """Guided complement entropy ``-p_g^alpha H / Z`` of ``hidden @ weight.T + bias``, chunked.
 
@@ -319,6 +331,7 @@ def linear_guided_complement_entropy(
         memory_budget_bytes,
         backend,
         "linear_guided_complement_entropy",
+        validate,
     )
 
     def guided(ce_rows, entropy_rows):
@@ -331,28 +344,16 @@ def linear_guided_complement_entropy(
 
 
 class _ChunkedLoss(nn.Module):
-    """Shared arguments of the chunked twins: ``ignore_index``, ``reduction``, the class
-    count check and the chunking options."""
+    """Shared arguments of the chunked twins: the class count check and the keyword options
+    (``ignore_index``, ``reduction``, chunking, ``validate``) passed on to the function."""
 
-    def __init__(
-        self,
-        num_classes: int | None,
-        ignore_index: int,
-        reduction: str,
-        chunk_size: int | None,
-        memory_budget_bytes: int,
-        backend: str,
-    ):
+    def __init__(self, num_classes: int | None, **options: Any):
         super().__init__()
-        check_reduction(reduction)
+        check_num_classes_arg(num_classes, type(self).__name__)
+        check_ignore_index(options["ignore_index"])
+        check_reduction(options["reduction"])
         self.num_classes = num_classes
-        self.ignore_index = ignore_index
-        self.reduction = reduction
-        self.chunking: dict[str, Any] = {
-            "chunk_size": chunk_size,
-            "memory_budget_bytes": memory_budget_bytes,
-            "backend": backend,
-        }
+        self.options = options
 
     def _check_classes(self, weight: Tensor) -> None:
         if self.num_classes is not None and isinstance(weight, Tensor) and weight.shape[0] != self.num_classes:
@@ -361,23 +362,31 @@ class _ChunkedLoss(nn.Module):
                 f"{weight.shape[0]} rows (weight of shape {tuple(weight.shape)})"
             )
 
+    def extra_repr(self) -> str:
+        shown = {k: v for k, v in self.options.items() if k in ("reduction", "normalization", "alpha")}
+        return ", ".join(f"{k}={v!r}" for k, v in shown.items())
+
 
 class LinearCrossEntropy(_ChunkedLoss):
     """Module twin of :func:`linear_cross_entropy`; the chunked twin of ``nn.CrossEntropyLoss``."""
 
     def __init__(
         self,
+        *,
         ignore_index: int = -100,
         reduction: str = "mean",
-        *,
         chunk_size: int | None = None,
         memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
         backend: str = "auto",
+        validate: bool = True,
     ):
-        super().__init__(None, ignore_index, reduction, chunk_size, memory_budget_bytes, backend)
+        super().__init__(
+            None, ignore_index=ignore_index, reduction=reduction, chunk_size=chunk_size,
+            memory_budget_bytes=memory_budget_bytes, backend=backend, validate=validate,
+        )  # fmt: skip
 
     def forward(self, hidden: Tensor, weight: Tensor, target: Tensor, bias: Tensor | None = None) -> Tensor:
-        return linear_cross_entropy(hidden, weight, target, bias, self.ignore_index, self.reduction, **self.chunking)
+        return linear_cross_entropy(hidden, weight, target, bias, **self.options)
 
 
 class LinearComplementEntropy(_ChunkedLoss):
@@ -387,31 +396,39 @@ class LinearComplementEntropy(_ChunkedLoss):
     def __init__(
         self,
         num_classes: int | None = None,
+        *,
         ignore_index: int = -100,
         reduction: str = "mean",
         normalization: str = "classes",
-        *,
         chunk_size: int | None = None,
         memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
         backend: str = "auto",
+        validate: bool = True,
     ):
-        super().__init__(num_classes, ignore_index, reduction, chunk_size, memory_budget_bytes, backend)
-        self.normalization = _check_complement("entropy", 0.0, normalization)
+        super().__init__(
+            num_classes, ignore_index=ignore_index, reduction=reduction, chunk_size=chunk_size,
+            memory_budget_bytes=memory_budget_bytes, backend=backend, validate=validate,
+            normalization=_check_complement("entropy", 0.0, normalization),
+        )  # fmt: skip
 
     def forward(self, hidden: Tensor, weight: Tensor, target: Tensor, bias: Tensor | None = None) -> Tensor:
         self._check_classes(weight)
-        return linear_complement_entropy(
-            hidden, weight, target, bias, self.ignore_index, self.reduction, self.normalization, **self.chunking
-        )
+        return linear_complement_entropy(hidden, weight, target, bias, **self.options)
 
     def with_cross_entropy(
         self, hidden: Tensor, weight: Tensor, target: Tensor, bias: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """``(cross_entropy, this loss)`` from one pass over the chunks."""
         self._check_classes(weight)
-        return linear_cross_entropy_and_complement(
-            hidden, weight, target, bias, self.ignore_index, self.reduction, self.normalization, **self.chunking
-        )
+        return linear_cross_entropy_and_complement(hidden, weight, target, bias, **self.options)
+
+    def normalized_entropy(self, loss: Tensor, num_classes: int) -> Tensor:
+        """The mean ``H(q) / log(K - 1)`` in ``[0, 1]`` (1: a flat complement) behind a ``mean`` loss value."""
+        return -loss * (normalizer(self.options["normalization"], num_classes) / normalizer("max_entropy", num_classes))
+
+    @property
+    def reduction(self) -> str:
+        return str(self.options["reduction"])
 
 
 class LinearGuidedComplementEntropy(_ChunkedLoss):
@@ -421,32 +438,29 @@ class LinearGuidedComplementEntropy(_ChunkedLoss):
     def __init__(
         self,
         alpha: float = 0.333,
+        *,
         num_classes: int | None = None,
         ignore_index: int = -100,
         reduction: str = "mean",
         normalization: str = "log_classes",
-        *,
         chunk_size: int | None = None,
         memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
         backend: str = "auto",
+        validate: bool = True,
     ):
-        super().__init__(num_classes, ignore_index, reduction, chunk_size, memory_budget_bytes, backend)
-        self.normalization = _check_complement("guided", alpha, normalization)
-        self.alpha = alpha
+        super().__init__(
+            num_classes, ignore_index=ignore_index, reduction=reduction, chunk_size=chunk_size,
+            memory_budget_bytes=memory_budget_bytes, backend=backend, validate=validate,
+            normalization=_check_complement("guided", alpha, normalization), alpha=alpha,
+        )  # fmt: skip
 
     def forward(self, hidden: Tensor, weight: Tensor, target: Tensor, bias: Tensor | None = None) -> Tensor:
         self._check_classes(weight)
-        return linear_guided_complement_entropy(
-            hidden, weight, target, bias, self.alpha, self.ignore_index, self.reduction, self.normalization,
-            **self.chunking,
-        )  # fmt: skip
+        return linear_guided_complement_entropy(hidden, weight, target, bias, **self.options)
 
     def with_cross_entropy(
         self, hidden: Tensor, weight: Tensor, target: Tensor, bias: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """``(cross_entropy, this loss)`` from one pass over the chunks."""
         self._check_classes(weight)
-        return linear_cross_entropy_and_complement(
-            hidden, weight, target, bias, self.ignore_index, self.reduction, self.normalization,
-            complement="guided", alpha=self.alpha, **self.chunking,
-        )  # fmt: skip
+        return linear_cross_entropy_and_complement(hidden, weight, target, bias, complement="guided", **self.options)

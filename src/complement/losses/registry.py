@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .._validation import check_number
 from .complement_cross_entropy import ComplementCrossEntropy
 from .complement_entropy import ComplementEntropy
 from .focal import FocalLoss
@@ -29,8 +30,17 @@ from .guided_complement_entropy import GuidedComplementEntropy
 from .linear import LinearComplementEntropy, LinearCrossEntropy, LinearGuidedComplementEntropy
 
 
-def _label_smoothing(smoothing: float = 0.1, ignore_index: int = -100, reduction: str = "mean", **kwargs) -> nn.Module:
-    return nn.CrossEntropyLoss(label_smoothing=smoothing, ignore_index=ignore_index, reduction=reduction, **kwargs)
+class LabelSmoothingCrossEntropy(nn.CrossEntropyLoss):
+    """``nn.CrossEntropyLoss`` with label smoothing (0.1 by default), which its repr shows."""
+
+    def __init__(self, smoothing: float = 0.1, **kwargs):
+        check_number("smoothing", smoothing, minimum=0.0)
+        if smoothing > 1:
+            raise ValueError(f"smoothing must be in [0, 1]; got {smoothing}")
+        super().__init__(label_smoothing=smoothing, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"smoothing={self.label_smoothing}, reduction={self.reduction!r}"
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ LOSSES: dict[str, LossSpec] = {
     ),
     "complement_cross_entropy": LossSpec(ComplementCrossEntropy, False, "CE - H/(K-1) (Kim et al., 2021)"),
     "cross_entropy": LossSpec(nn.CrossEntropyLoss, False, "torch cross-entropy", LinearCrossEntropy),
-    "label_smoothing": LossSpec(_label_smoothing, False, "cross-entropy with label smoothing 0.1"),
+    "label_smoothing": LossSpec(LabelSmoothingCrossEntropy, False, "cross-entropy with label smoothing 0.1"),
     "focal": LossSpec(FocalLoss, False, "focal loss, gamma 2 (Lin et al., 2017)"),
 }
 

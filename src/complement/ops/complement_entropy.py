@@ -75,9 +75,16 @@ def complement_grad(z: Tensor, is_target: Tensor, c: Tensor, entropy: Tensor, gr
     return torch.where(is_target | (q == 0), 0.0, grad)
 
 
+def with_target_logit(entropy: Tensor, z: Tensor, target: Tensor) -> Tensor:
+    """``H + 0 * z_g``: ``H`` does not depend on the target logit, but a NaN or infinite one
+    then makes the row NaN, as ``F.cross_entropy`` does, instead of hiding a broken model."""
+    return entropy + 0.0 * z.gather(1, target.unsqueeze(1)).squeeze(1)
+
+
 def _complement_forward(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     z = upcast(logits)
-    return complement_stats(z, target_mask(z, target))
+    c, entropy = complement_stats(z, target_mask(z, target))
+    return c, with_target_logit(entropy, z, target)
 
 
 def _complement_backward(logits: Tensor, target: Tensor, c: Tensor, entropy: Tensor, grad_entropy: Tensor) -> Tensor:
@@ -139,8 +146,9 @@ class EagerComplementEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: Tensor, target: Tensor, weight: float = 1.0, reduce: bool = False) -> Tensor:
-        q = complement_probabilities(upcast(logits), target)
-        entropy = entr(q).sum(dim=1)
+        z = upcast(logits)
+        q = complement_probabilities(z, target)
+        entropy = with_target_logit(entr(q).sum(dim=1), z, target)
         ctx.save_for_backward(q, entropy)
         ctx.logits_dtype, ctx.weight, ctx.reduce = logits.dtype, weight, reduce
         return weigh(entropy, weight, reduce)

@@ -31,6 +31,7 @@ from .complement_entropy import (
     target_mask,
     upcast,
     weigh,
+    with_target_logit,
 )
 
 
@@ -40,7 +41,7 @@ def _joint_forward(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tens
     lse = torch.logsumexp(z, dim=1)
     cross_entropy = lse - z.gather(1, target.unsqueeze(1)).squeeze(1)
     c, entropy = complement_stats(z, is_target)
-    return cross_entropy, entropy, lse, c
+    return cross_entropy, with_target_logit(entropy, z, target), lse, c
 
 
 def _joint_backward(
@@ -90,7 +91,7 @@ class EagerJointFunction(torch.autograd.Function):
         log_p = z.log_softmax(dim=1)
         cross_entropy = log_p.gather(1, target.unsqueeze(1)).squeeze(1).neg()
         q = complement_probabilities(z, target)
-        entropy = entr(q).sum(dim=1)
+        entropy = with_target_logit(entr(q).sum(dim=1), z, target)
         ctx.save_for_backward(log_p, q, entropy, target)
         ctx.logits_dtype, ctx.weights, ctx.reduce = logits.dtype, (ce_weight, entropy_weight), reduce
         return weigh(cross_entropy, ce_weight, reduce), weigh(entropy, entropy_weight, reduce)

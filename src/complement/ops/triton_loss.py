@@ -100,7 +100,9 @@ def _loss_rows_kernel(
         log_sc = tl.log(sc)
         c = mc + log_sc
         entropy = log_sc - tc / sc
-        tl.store(entropy_ptr + row, entropy)
+        # H does not depend on z_g; + 0 * z_g makes a NaN or infinite target logit give NaN, as CE does.
+        target_logit = tl.load(row_ptr + g).to(tl.float32)
+        tl.store(entropy_ptr + row, entropy + 0.0 * target_logit)
 
     if WRITE_GRAD:
         a = 0.0

@@ -5,9 +5,12 @@
 - :mod:`.figures`: wrong-class probabilities (the COT blog's picture), reliability, learning curves.
 - :mod:`.markdown`: ``report.md`` with the equal-compute note.
 - :mod:`.compare`: :func:`write_report`, which does all of the above.
+
+:mod:`.records` is light; the rest (matplotlib, torchmetrics) loads on first use.
 """
 
-from .compare import ReportPaths, write_report
+from typing import Any
+
 from .records import RunRecord, load_predictions, load_records, save_records, validate_records
 
 __all__ = [
@@ -19,3 +22,11 @@ __all__ = [
     "validate_records",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("ReportPaths", "write_report"):
+        from . import compare
+
+        return getattr(compare, name)
+    raise AttributeError(f"module 'complement.report' has no attribute {name!r}")

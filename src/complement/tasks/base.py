@@ -60,6 +60,11 @@ class Task:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"task kind must be one of {KINDS}; got {self.kind!r}")
+        if self.num_classes < 2:
+            raise ValueError(
+                f"task {self.name!r} has {self.num_classes} class(es) {self.class_names}: classification needs at "
+                "least two (and COT's complement, the wrong classes, needs one). Check the label column."
+            )
         if len(self.class_names) != self.num_classes:
             raise ValueError(
                 f"task {self.name!r}: {len(self.class_names)} class names for num_classes={self.num_classes}"

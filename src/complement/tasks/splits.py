@@ -98,6 +98,8 @@ def split_indices(
     comes from it (``val_size`` / ``test_size`` then subsample it) instead of the main source.
     """
     labels, n = _source_size(source)
+    if n == 0:
+        raise ValueError(f"{name} has no examples: its data is empty (a file with only a header row?); add examples")
     order = stratified_order(labels, n, generator(seed, "split"))
     start = 0
     chosen: dict[str, Tensor] = {}

@@ -41,14 +41,19 @@ optimization and handles what that breaks upstream::
 - Logging: each COT step's ``train_loss``/``cot_loss`` as ``*_step`` (progress bar) on the
   Trainer's ``log_every_n_steps``, and at the end of each epoch their means over all
   kept targets as ``*_epoch`` with ``train_acc`` (summed over DDP ranks), before the
-  epoch-end validation. The plain names hold the epoch means for callbacks. Subclasses
-  overriding ``on_train_epoch_start``/``on_train_epoch_end`` must call ``super()``.
+  epoch-end validation. **``cot_loss`` is negative by construction** (``-H / Z``: it falls
+  as the wrong classes flatten); beside it ``cot_entropy`` is the mean complement entropy
+  as a fraction of its maximum, 0 to 1, higher is flatter. The plain names hold the epoch
+  means for callbacks. Subclasses overriding ``on_train_epoch_start``/``on_train_epoch_end`` must call ``super()``.
+- BatchNorm running statistics are updated by both forwards of a COT step (as in the
+  authors' code): a model in train mode sees each batch twice.
 - DDP/FSDP: use Lightning's strategies (``Trainer(strategy="ddp", devices=N)``).
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 from typing import Any
 
@@ -156,7 +161,17 @@ class CotModule(pl.LightningModule):
     ):
         super().__init__()
         self.automatic_optimization = False
-        if not isinstance(accumulate_grad_batches, int) or accumulate_grad_batches < 1:
+        if "pytorch_lightning" in sys.modules:
+            warnings.warn(
+                "pytorch_lightning is imported: CotModule is a LightningModule of the `lightning` package "
+                "(lightning.pytorch), and a pytorch_lightning.Trainer refuses it ('model must be a LightningModule'). "
+                "Use `import lightning.pytorch as pl` and `pl.Trainer`.",
+                UserWarning,
+                stacklevel=2,
+            )
+        if isinstance(accumulate_grad_batches, bool) or not isinstance(accumulate_grad_batches, int) or (
+            accumulate_grad_batches < 1
+        ):  # fmt: skip
             raise ValueError(f"accumulate_grad_batches must be an integer >= 1; got {accumulate_grad_batches!r}")
         check_clipping(gradient_clip_val, gradient_clip_algorithm)
         self.objective = CotObjective(

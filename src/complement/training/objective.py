@@ -54,8 +54,25 @@ class LinearLogits(NamedTuple):
     bias: Tensor | None = None
 
 
+def _not_logits(value: Any, what: str) -> TypeError:
+    holds = ""
+    if (isinstance(value, dict) and "logits" in value) or hasattr(value, "logits"):
+        holds = " It holds logits: return output.logits (or output['logits'])."
+    elif isinstance(value, (tuple, list)):
+        holds = " If the first element is the logits, return output[0]."
+    return TypeError(
+        f"COT got {type(value).__name__} as the {what}, where it needs a tensor (class-last logits (..., C), or "
+        f"LinearLogits).{holds} Return (logits, target) from logits_and_target: CotStep(logits_and_target=...), "
+        "CotModule.logits_and_target(batch) (or a forward that returns the logits), CotTrainer.logits_and_target."
+    )
+
+
 def flatten_class_last(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """``(..., C)`` logits and ``(...)`` targets to ``(M, C)`` and ``(M,)``."""
+    if not isinstance(logits, Tensor):
+        raise _not_logits(logits, "model's output")
+    if not isinstance(target, Tensor):
+        raise TypeError(f"COT needs the target as a tensor of class indices; got {type(target).__name__}")
     if logits.dim() < 1 or tuple(logits.shape[:-1]) != tuple(target.shape):
         raise ValueError(
             f"logits of shape {tuple(logits.shape)} and target of shape {tuple(target.shape)} do not fit: "
@@ -198,8 +215,10 @@ class CotObjective:
         """The phase's loss on ``inputs``: ``(logits, target)``, or ``(hidden, weight, target, bias)``
         for the chunked twins."""
         if phase == Phase.COMPLEMENT:
-            complement = self.complement.module(chunked)(*inputs)
-            return PhaseLoss(self.complement_weight * complement, {"cot_loss": complement.detach()})
+            complement_fn = self.complement.module(chunked)
+            complement = complement_fn(*inputs)
+            logs = _complement_logs(complement_fn, complement, inputs, chunked)
+            return PhaseLoss(self.complement_weight * complement, logs)
         if self.mode != "joint":  # alternate's phase 1, or a baseline trained alone
             primary = self.primary.module(chunked)(*inputs)
             return PhaseLoss(primary, {"train_loss": primary.detach()})
@@ -209,4 +228,17 @@ class CotObjective:
         else:
             ce, complement = self.primary.module(chunked)(*inputs), complement_fn(*inputs)
         total = ce.add(complement, alpha=self.complement_weight)  # one autograd node
-        return PhaseLoss(total, {"train_loss": ce.detach(), "cot_loss": complement.detach(), "loss": total.detach()})
+        logs = _complement_logs(complement_fn, complement, inputs, chunked)
+        return PhaseLoss(total, {"train_loss": ce.detach(), **logs, "loss": total.detach()})
+
+
+def _complement_logs(module: Any, complement: Tensor, inputs: tuple, chunked: bool) -> dict[str, Tensor]:
+    """``cot_loss`` (negative by construction), and beside it ``cot_entropy``, the mean complement
+    entropy as a fraction of its maximum ``log(K - 1)``: 0 to 1, higher is flatter. Logged when the
+    loss can give it from its own value (complement entropy with ``reduction="mean"``)."""
+    logs = {"cot_loss": complement.detach()}
+    normalized = getattr(module, "normalized_entropy", None)
+    if normalized is not None and getattr(module, "reduction", "mean") == "mean":
+        num_classes = inputs[1].shape[0] if chunked else inputs[0].shape[-1]
+        logs["cot_entropy"] = normalized(logs["cot_loss"], num_classes)
+    return logs

@@ -20,6 +20,7 @@ the finite-loss check) are here too.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -34,14 +35,23 @@ CLIP_ALGORITHMS = ("norm", "value")
 
 
 def split_optimizers(optimizers: Any) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """One optimizer (shared by both phases) or two (CE, complement) over the same parameters."""
-    if isinstance(optimizers, torch.optim.Optimizer):
+    """One optimizer (shared by both phases) or two (CE, complement) over the same parameters,
+    given alone or in any iterable (a list, a tuple, a generator)."""
+    if isinstance(optimizers, torch.optim.Optimizer) or type(optimizers).__name__ == "LightningOptimizer":
         return optimizers, optimizers
-    items = list(optimizers) if isinstance(optimizers, (list, tuple)) else []
+    try:
+        items = list(optimizers)
+    except TypeError:
+        raise TypeError(
+            f"COT needs an optimizer, or a list of two (CE, complement); got {type(optimizers).__name__}"
+        ) from None
     if len(items) == 0:
-        raise ValueError("COT needs an optimizer: pass one (shared by both steps) or two (CE, complement)")
+        raise ValueError("COT needs an optimizer: pass one (shared by both steps) or two (CE, complement); got none")
     if len(items) > 2:
         raise ValueError(f"COT takes one optimizer (shared) or two (CE, complement); got {len(items)}")
+    for index, item in enumerate(items):
+        if not hasattr(item, "step") or not hasattr(item, "zero_grad"):
+            raise TypeError(f"optimizers[{index}] is {type(item).__name__}, not an optimizer")
     return items[0], items[-1]
 
 
@@ -74,9 +84,21 @@ def check_finite_loss(phase: str, loss: Tensor) -> None:
 
 
 def split_batch(batch: Any, fix: str) -> tuple[Any, Tensor]:
-    """The default batch format ``(inputs, target)``; ``fix`` tells how to use another one."""
+    """The default batch format ``(inputs, target)``; ``fix`` tells how to use another one.
+
+    A longer tuple (e.g. ``(inputs, target, sample_weight)``) is used for its first two
+    elements, with a warning: the rest would otherwise be dropped without a word."""
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-        raise TypeError(f"the default batch format is (inputs, target); got {type(batch).__name__}. {fix}")
+        kind = f"a dict with keys {sorted(batch)}" if isinstance(batch, dict) else type(batch).__name__
+        length = f" of {len(batch)} element(s)" if isinstance(batch, (tuple, list)) else ""
+        raise TypeError(f"the default batch format is (inputs, target); got {kind}{length}. {fix}")
+    if len(batch) > 2:
+        warnings.warn(
+            f"the batch has {len(batch)} elements; COT's default (inputs, target) uses the first two and ignores the "
+            f"rest (sample weights, ids, ...). {fix}",
+            UserWarning,
+            stacklevel=3,
+        )
     return batch[0], batch[1]
 
 
