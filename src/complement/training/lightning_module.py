@@ -276,7 +276,8 @@ class CotModule(pl.LightningModule):
         if isinstance(logits, LinearLogits):  # unmaterialized logits: no accuracy, only the target count
             self._epoch_stats.add_batch(None, kept)
             return
-        flat_logits, flat_target = flatten_class_last(logits.detach(), target)
+        flat_logits, flat_target = flatten_class_last(logits, target)  # a clear error for a non-tensor output
+        flat_logits = flat_logits.detach()
         hits = flat_logits.argmax(-1) == flat_target
         if 0 <= ignore_index < flat_logits.shape[-1]:  # a prediction can equal ignore_index only then
             hits &= flat_target != ignore_index

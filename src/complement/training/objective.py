@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -73,6 +74,11 @@ def flatten_class_last(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         raise _not_logits(logits, "model's output")
     if not isinstance(target, Tensor):
         raise TypeError(f"COT needs the target as a tensor of class indices; got {type(target).__name__}")
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise TypeError(
+            f"COT needs integer class indices as target; got dtype {target.dtype}. Probability (soft) targets "
+            "are not supported: the complement is defined by one target class (target.argmax(-1) for one-hot)."
+        )
     if logits.dim() < 1 or tuple(logits.shape[:-1]) != tuple(target.shape):
         raise ValueError(
             f"logits of shape {tuple(logits.shape)} and target of shape {tuple(target.shape)} do not fit: "

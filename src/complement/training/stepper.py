@@ -45,13 +45,13 @@ def split_optimizers(optimizers: Any) -> tuple[torch.optim.Optimizer, torch.opti
         raise TypeError(
             f"COT needs an optimizer, or a list of two (CE, complement); got {type(optimizers).__name__}"
         ) from None
+    for index, item in enumerate(items):
+        if not hasattr(item, "step") or not hasattr(item, "zero_grad"):
+            raise TypeError(f"optimizers[{index}] is {type(item).__name__}, not an optimizer")
     if len(items) == 0:
         raise ValueError("COT needs an optimizer: pass one (shared by both steps) or two (CE, complement); got none")
     if len(items) > 2:
         raise ValueError(f"COT takes one optimizer (shared) or two (CE, complement); got {len(items)}")
-    for index, item in enumerate(items):
-        if not hasattr(item, "step") or not hasattr(item, "zero_grad"):
-            raise TypeError(f"optimizers[{index}] is {type(item).__name__}, not an optimizer")
     return items[0], items[-1]
 
 
