@@ -210,6 +210,7 @@ def linear_cross_entropy_and_complement(
         backend: ``"auto"``, ``"torch"`` or ``"triton"`` (see the module docstring).
     """
     normalization = _check_complement(complement, alpha, normalization)
+    chunking = (chunk_size, memory_budget_bytes, backend)
     prep = _prepare(
         hidden,
         weight,
@@ -217,9 +218,7 @@ def linear_cross_entropy_and_complement(
         bias,
         ignore_index,
         reduction,
-        chunk_size,
-        memory_budget_bytes,
-        backend,
+        *chunking,
         "linear_cross_entropy_and_complement",
         validate,
     )
@@ -248,19 +247,8 @@ def linear_cross_entropy(
 
     Equal to ``F.cross_entropy`` on the explicit logits (in float32 for half inputs;
     0 when every target is ignored). Arguments as in :func:`linear_cross_entropy_and_complement`."""
-    prep = _prepare(
-        hidden,
-        weight,
-        target,
-        bias,
-        ignore_index,
-        reduction,
-        chunk_size,
-        memory_budget_bytes,
-        backend,
-        "linear_cross_entropy",
-        validate,
-    )
+    chunking = (chunk_size, memory_budget_bytes, backend)
+    prep = _prepare(hidden, weight, target, bias, ignore_index, reduction, *chunking, "linear_cross_entropy", validate)
     return _single_term(prep, weight, bias, "ce", lambda ce: ce, reduction)
 
 
@@ -283,18 +271,9 @@ def linear_complement_entropy(
     Equal to :func:`complement.complement_entropy` on the explicit logits. Arguments
     as in :func:`linear_cross_entropy_and_complement`."""
     normalization = _check_complement("entropy", 0.0, normalization)
+    chunking = (chunk_size, memory_budget_bytes, backend)
     prep = _prepare(
-        hidden,
-        weight,
-        target,
-        bias,
-        ignore_index,
-        reduction,
-        chunk_size,
-        memory_budget_bytes,
-        backend,
-        "linear_complement_entropy",
-        validate,
+        hidden, weight, target, bias, ignore_index, reduction, *chunking, "linear_complement_entropy", validate
     )
     scale = -1.0 / normalizer(normalization, prep.num_classes)
     return _single_term(prep, weight, bias, "complement", lambda entropy: entropy * scale, reduction)
@@ -320,18 +299,9 @@ def linear_guided_complement_entropy(
     Equal to :func:`complement.guided_complement_entropy` on the explicit logits.
     Arguments as in :func:`linear_cross_entropy_and_complement`."""
     normalization = _check_complement("guided", alpha, normalization)
+    chunking = (chunk_size, memory_budget_bytes, backend)
     prep = _prepare(
-        hidden,
-        weight,
-        target,
-        bias,
-        ignore_index,
-        reduction,
-        chunk_size,
-        memory_budget_bytes,
-        backend,
-        "linear_guided_complement_entropy",
-        validate,
+        hidden, weight, target, bias, ignore_index, reduction, *chunking, "linear_guided_complement_entropy", validate
     )
 
     def guided(ce_rows, entropy_rows):

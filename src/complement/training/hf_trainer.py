@@ -48,15 +48,7 @@ class CotTrainer(Trainer):
             raise ValueError("fused_lm_head=True applies to causal language models; pass causal_lm=True too")
         self.causal_lm = causal_lm
         self.fused_lm_head = fused_lm_head
-        self.cot_objective = CotObjective(
-            CotConfig(
-                mode=cot_mode,
-                complement_loss=complement_loss,
-                complement_weight=complement_weight,
-                ignore_index=ignore_index,
-                complement_loss_kwargs=complement_loss_kwargs,
-            )
-        )
+        self.cot_objective = CotObjective(CotConfig.from_arguments(locals(), mode="cot_mode"))
         super().__init__(*args, **kwargs)
         self._stepper = CotStepper(
             self.cot_objective,

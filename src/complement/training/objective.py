@@ -23,8 +23,8 @@ no loss: whatever the registry builds for a name, and whatever twin it offers, i
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, NamedTuple
 
@@ -118,6 +118,13 @@ class CotConfig:
     complement_loss_kwargs: dict[str, Any] | None = None
     primary_loss: str | LossFn = "cross_entropy"
     primary_loss_kwargs: dict[str, Any] | None = None
+
+    @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any], **renamed: str) -> CotConfig:
+        """The config from a front end's arguments (``locals()``), taking the fields it names;
+        ``renamed`` maps a field to the front end's name for it (``mode="cot_mode"``)."""
+        names = {f.name: renamed.get(f.name, f.name) for f in fields(cls)}
+        return cls(**{name: arguments[given] for name, given in names.items() if given in arguments})
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
