@@ -30,6 +30,7 @@ come from a fresh base seed (augmentations drawn in workers then differ).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -64,4 +65,6 @@ def resumable_loader(
     sampler = StatefulDistributedSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
     # Worker base seeds come from their own generator, never from the global one.
     base_seeds = torch.Generator().manual_seed(seed)
-    return ResumableLoader(dataset, batch_size=batch_size, sampler=sampler, generator=base_seeds, **kwargs)
+    with warnings.catch_warnings():  # torchdata 0.11 calls torch.set_vital, deprecated in recent torch
+        warnings.filterwarnings("ignore", message=".*set_vital.*is deprecated")
+        return ResumableLoader(dataset, batch_size=batch_size, sampler=sampler, generator=base_seeds, **kwargs)
