@@ -1,0 +1,145 @@
+"""A run's training settings: what can be set, their defaults, and what may change on resume."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+# "shared": one optimizer for both COT steps, as in the blog (and half the optimizer
+# memory of "separate"); "separate": the authors' two optimizers with the same settings,
+# each keeping its own state (henry8527/COT).
+COT_OPTIMIZERS = ("shared", "separate")
+# Metrics a run can keep its best checkpoint by, and which way is better.
+BEST_MODES = {"val_acc": "max", "val_precision": "max", "val_loss": "min", "val_nll": "min", "val_ece": "min"}
+FALLBACKS: dict[str, Any] = {
+    "max_epochs": 10,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "complement_weight": 1.0,
+    "cot_optimizers": "shared",
+    "accumulate_grad_batches": 1,
+}
+# Changes a resumed run may take: they change how long it trains or how often it is
+# saved, not the run so far. Anything else needs a new run.
+RESUME_CHANGES = {"max_epochs": "to train longer", "checkpoint_every_n_steps": "to checkpoint more or less often"}
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a run; ``None`` takes the task's default, then the fallback.
+
+    Args:
+        max_epochs: training epochs (``ce_2x`` trains twice as many).
+        batch_size: examples per micro-batch.
+        lr: learning rate of the optimizer(s).
+        optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum 0.9).
+        weight_decay: the optimizer's weight decay.
+        complement_weight: multiplies COT's complement loss (default 1).
+        cot_optimizers: ``shared`` (default; one optimizer for both steps, as in the blog) or
+            ``separate`` (the authors' two optimizers, same settings, separate state).
+        accumulate_grad_batches: micro-batches per optimizer step (default 1).
+        checkpoint_every_n_steps: also checkpoint every N optimizer steps (default: only at
+            epoch ends).
+        keep_best: also keep the checkpoint with the best value of this validation metric
+            (``val_acc``, ``val_precision``, ``val_loss``, ``val_nll`` or ``val_ece``).
+    """
+
+    max_epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
+    complement_weight: float | None = None
+    cot_optimizers: str | None = None
+    accumulate_grad_batches: int | None = None
+    checkpoint_every_n_steps: int | None = None
+    keep_best: str | None = None
+
+    def resolved(self, defaults: dict[str, Any]) -> ResolvedTrainConfig:
+        values: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            value = value if value is not None else defaults.get(key)
+            values[key] = value if value is not None else FALLBACKS.get(key)
+        return ResolvedTrainConfig(**values)
+
+    def given(self) -> dict[str, Any]:
+        """The settings set explicitly (not ``None``)."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+    if allow_none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"train.{name} must be an integer >= 1; got {value!r}")
+
+
+@dataclass(frozen=True)
+class ResolvedTrainConfig:
+    """A :class:`TrainConfig` with every value filled in and checked."""
+
+    max_epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    weight_decay: float
+    complement_weight: float
+    cot_optimizers: str
+    accumulate_grad_batches: int
+    checkpoint_every_n_steps: int | None = None
+    keep_best: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "batch_size", "accumulate_grad_batches"):
+            _positive_int(name, getattr(self, name))
+        _positive_int("checkpoint_every_n_steps", self.checkpoint_every_n_steps, allow_none=True)
+        for name, low in (("lr", None), ("weight_decay", 0.0), ("complement_weight", 0.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"train.{name} must be a number; got {value!r}")
+            if (low is None and not value > 0) or (low is not None and not value >= low):
+                raise ValueError(f"train.{name} must be {'> 0' if low is None else '>= 0'}; got {value}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
+        if self.cot_optimizers not in COT_OPTIMIZERS:
+            raise ValueError(f"train.cot_optimizers must be one of {COT_OPTIMIZERS}; got {self.cot_optimizers!r}")
+        if self.keep_best is not None and self.keep_best not in BEST_MODES:
+            raise ValueError(f"train.keep_best must be one of {sorted(BEST_MODES)} or unset; got {self.keep_best!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any], where: str) -> ResolvedTrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(saved) - known)
+        missing = sorted(f.name for f in fields(cls) if f.name not in saved and f.default is not None)
+        if unknown or missing:
+            raise ValueError(
+                f"{where}: the saved train settings do not fit this version of complement "
+                f"(unknown {unknown}, missing {missing}); resume it with the version that made it, or start anew"
+            )
+        return cls(**saved)
+
+
+def resumed(saved: ResolvedTrainConfig, given: TrainConfig, allowed: tuple[str, ...], what: str) -> ResolvedTrainConfig:
+    """The saved settings with the changes ``given`` on resume, refusing any outside ``allowed``."""
+    current = saved.to_dict()
+    changes = {key: value for key, value in given.given().items() if current.get(key) != value}
+    refused = {key: value for key, value in changes.items() if key not in allowed}
+    if refused:
+        listed = ", ".join(f"--train.{key} {value} (saved: {current[key]})" for key, value in refused.items())
+        may = ", ".join(f"--train.{key} {RESUME_CHANGES[key]}" for key in allowed) or "none"
+        raise ValueError(
+            f"--resume continues {what} with its saved settings; {listed} would change it. Changes allowed on "
+            f"resume: {may}. Start a new run to change the others."
+        )
+    if "max_epochs" in changes and changes["max_epochs"] < saved.max_epochs:
+        raise ValueError(
+            f"--train.max_epochs may only grow on resume (saved {saved.max_epochs}, given {changes['max_epochs']}); "
+            "the run may already have trained more epochs than that"
+        )
+    return ResolvedTrainConfig(**{**current, **changes})
