@@ -227,3 +227,39 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
     write_text(target, "new")
     assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize(
+    "method,schedule,expected",
+    [
+        ("cot", ["--train.lr_schedule", "step", "--train.lr_milestones", "[1]", "--train.lr_gamma", "0.5"], 0.005),
+        ("ce_2x", ["--train.lr_schedule", "step", "--train.lr_milestones", "[1]", "--train.lr_gamma", "0.5"], 0.005),
+        ("ce", ["--train.lr_schedule", "step", "--train.lr_milestones", "[3]"], 0.01),  # not reached in 2 epochs
+        ("cot", ["--train.lr_schedule", "cosine"], 0.0),  # cosine ends at 0
+    ],
+)
+def test_lr_schedules_step_by_epoch_and_stretch_with_ce_2x(blobs, tmp_path, method, schedule, expected):
+    main([*FIT, "--method", method, "--train.max_epochs", "2", *schedule, "--train.cot_optimizers", "separate",
+          "--out", str(tmp_path)])  # fmt: skip
+    run = one_run(tmp_path)
+    saved = torch.load(latest_checkpoint(run), weights_only=True)
+    rates = [state["param_groups"][0]["lr"] for state in saved["optimizer_states"]]
+    assert rates == pytest.approx([expected] * (2 if method == "cot" else 1), abs=1e-12)
+    if method == "ce_2x":  # 4 epochs: the milestone at 1 became 2, so one halving
+        assert saved["lr_schedulers"][0]["milestones"] == {2: 1}
+
+
+@pytest.mark.parametrize(
+    "options,phrase",
+    [
+        (["--train.lr_schedule", "step"], "needs train.lr_milestones"),
+        (["--train.lr_schedule", "cosine", "--train.lr_milestones", "[2]"], "apply to lr_schedule step"),
+        (["--train.lr_schedule", "step", "--train.lr_milestones", "[3, 2]"], "increasing epochs"),
+        (["--train.lr_schedule", "linear"], "lr_schedule must be one of"),
+        (["--train.lr_schedule", "step", "--train.lr_milestones", "[2]", "--train.lr_gamma", "2"], "lr_gamma must be"),
+    ],
+)
+def test_bad_lr_schedules_are_refused_before_anything_is_made(blobs, tmp_path, options, phrase):
+    with pytest.raises(ValueError, match=phrase):
+        main([*FIT, *options, "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -10,6 +10,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 # memory of "separate"); "separate": the authors' two optimizers with the same settings,
 # each keeping its own state (henry8527/COT).
 COT_OPTIMIZERS = ("shared", "separate")
+LR_SCHEDULES = ("none", "step", "cosine")
 # Metrics a run can keep its best checkpoint by, and which way is better.
 BEST_MODES = {"val_acc": "max", "val_precision": "max", "val_loss": "min", "val_nll": "min", "val_ece": "min"}
 FALLBACKS: dict[str, Any] = {
@@ -21,6 +22,8 @@ FALLBACKS: dict[str, Any] = {
     "complement_weight": 1.0,
     "cot_optimizers": "shared",
     "accumulate_grad_batches": 1,
+    "lr_schedule": "none",
+    "lr_gamma": 0.1,
 }
 # Changes a resumed run may take: they change how long it trains or how often it is
 # saved, not the run so far. Anything else needs a new run.
@@ -45,6 +48,11 @@ class TrainConfig:
             epoch ends).
         keep_best: also keep the checkpoint with the best value of this validation metric
             (``val_acc``, ``val_precision``, ``val_loss``, ``val_nll`` or ``val_ece``).
+        lr_schedule: ``none`` (default), ``step`` (multiply the learning rate by ``lr_gamma`` at
+            each epoch of ``lr_milestones``, as the COT paper's 100 and 150 of 200) or ``cosine``
+            (to 0 over the run). Epoch-based; for ``ce_2x`` the milestones double with the epochs.
+        lr_milestones: the epochs (1-based counts of finished epochs) of a ``step`` schedule.
+        lr_gamma: the factor of a ``step`` schedule (default 0.1).
     """
 
     max_epochs: int | None = None
@@ -57,6 +65,9 @@ class TrainConfig:
     accumulate_grad_batches: int | None = None
     checkpoint_every_n_steps: int | None = None
     keep_best: str | None = None
+    lr_schedule: str | None = None
+    lr_milestones: list[int] | None = None
+    lr_gamma: float | None = None
 
     def resolved(self, defaults: dict[str, Any]) -> ResolvedTrainConfig:
         values: dict[str, Any] = {}
@@ -91,8 +102,13 @@ class ResolvedTrainConfig:
     accumulate_grad_batches: int
     checkpoint_every_n_steps: int | None = None
     keep_best: str | None = None
+    lr_schedule: str = "none"
+    lr_milestones: tuple[int, ...] | None = None
+    lr_gamma: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.lr_milestones is not None:  # JSON and YAML give lists; the frozen record keeps a tuple
+            object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
         for name in ("max_epochs", "batch_size", "accumulate_grad_batches"):
             _positive_int(name, getattr(self, name))
         _positive_int("checkpoint_every_n_steps", self.checkpoint_every_n_steps, allow_none=True)
@@ -106,17 +122,36 @@ class ResolvedTrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
         if self.cot_optimizers not in COT_OPTIMIZERS:
             raise ValueError(f"train.cot_optimizers must be one of {COT_OPTIMIZERS}; got {self.cot_optimizers!r}")
+        self._check_schedule()
         if self.keep_best is not None and self.keep_best not in BEST_MODES:
             raise ValueError(f"train.keep_best must be one of {sorted(BEST_MODES)} or unset; got {self.keep_best!r}")
 
+    def _check_schedule(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"train.lr_schedule must be one of {LR_SCHEDULES}; got {self.lr_schedule!r}")
+        milestones = self.lr_milestones
+        if self.lr_schedule == "step":
+            if not milestones:
+                raise ValueError("train.lr_schedule step needs train.lr_milestones, e.g. [100, 150]")
+            for epoch in milestones:
+                _positive_int("lr_milestones entries", epoch)
+            if list(milestones) != sorted(set(milestones)):
+                raise ValueError(f"train.lr_milestones must be increasing epochs; got {list(milestones)}")
+        elif milestones:
+            raise ValueError(f"train.lr_milestones apply to lr_schedule step; got lr_schedule {self.lr_schedule!r}")
+        if isinstance(self.lr_gamma, bool) or not isinstance(self.lr_gamma, (int, float)) or not 0 < self.lr_gamma <= 1:
+            raise ValueError(f"train.lr_gamma must be in (0, 1]; got {self.lr_gamma!r}")
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["lr_milestones"] = None if self.lr_milestones is None else list(self.lr_milestones)
+        return data
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any], where: str) -> ResolvedTrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(saved) - known)
-        missing = sorted(f.name for f in fields(cls) if f.name not in saved and f.default is not None)
+        missing = sorted(f.name for f in fields(cls) if f.name not in saved and f.default is MISSING)
         if unknown or missing:
             raise ValueError(
                 f"{where}: the saved train settings do not fit this version of complement "

@@ -63,6 +63,7 @@ class TaskModule(CotModule):
         )
         self.model = model
         self.config = config
+        self.epoch_factor = method.epoch_factor  # ce_2x stretches the schedule with its epochs
 
     def forward(self, inputs: Any) -> Tensor:
         return self.model(inputs)
@@ -75,9 +76,23 @@ class TaskModule(CotModule):
         return cls(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
 
     def configure_optimizers(self):
-        if self.config.cot_optimizers == "separate" and self.mode == "alternate":
-            return [self._optimizer(), self._optimizer()]  # CE's, complement's: same settings, own state
-        return self._optimizer()
+        count = 2 if self.config.cot_optimizers == "separate" and self.mode == "alternate" else 1
+        optimizers = [self._optimizer() for _ in range(count)]  # CE's, complement's: same settings, own state
+        schedulers = [s for s in (self._scheduler(o) for o in optimizers) if s is not None]
+        if schedulers:
+            return optimizers, schedulers
+        return optimizers if count == 2 else optimizers[0]
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """The run's epoch-based schedule. Epochs, not steps: the total step count would need
+        ``trainer.estimated_stepping_batches``, which stops a stateful loader's restore (Lightning #20550)."""
+        c, factor = self.config, self.epoch_factor
+        if c.lr_schedule == "step":
+            assert c.lr_milestones is not None
+            return torch.optim.lr_scheduler.MultiStepLR(optimizer, [m * factor for m in c.lr_milestones], c.lr_gamma)
+        if c.lr_schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.max_epochs * factor)
+        return None
 
 
 class History(pl.Callback):
