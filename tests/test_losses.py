@@ -456,3 +456,56 @@ def test_a_non_finite_target_logit_makes_its_row_nan_in_every_loss_and_path(monk
         value = linear_complement_entropy(hidden[i : i + 1] * 0, eye * 0, target[i : i + 1], bias_logits[i])
         assert torch.isnan(value) == (i == 1)
     assert torch.isnan(linear_cross_entropy_and_complement(hidden[1:2] * 0, eye * 0, target[1:2], logits[1])[1])
+
+
+# --- the comp-sum baselines: generalized cross-entropy and MAE --------------------------------
+
+
+def _probability_reference(logits, target, row, weight=None, ignore_index=-100, reduction="mean"):
+    """From softmax probabilities, in float64, with F.cross_entropy's weighting and ignoring."""
+    kept = target != ignore_index
+    safe = torch.where(kept, target, torch.zeros_like(target))
+    p = logits.double().softmax(1).gather(1, safe.unsqueeze(1)).squeeze(1)
+    w = kept.double() * (weight.double()[safe] if weight is not None else 1.0)
+    rows = torch.where(kept, row(p) * w, torch.zeros_like(p))
+    if reduction == "none":
+        return rows
+    return rows.sum() if reduction == "sum" else rows.sum() / w.sum()
+
+
+COMP_SUM = [
+    ("generalized_cross_entropy", {"q": 0.7}, lambda p: (1 - p**0.7) / 0.7),
+    ("generalized_cross_entropy", {"q": 1.0}, lambda p: 1 - p),
+    ("mean_absolute_error", {}, lambda p: 2 * (1 - p)),
+]
+
+
+@pytest.mark.parametrize("name,options,row", COMP_SUM)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_comp_sum_losses_equal_their_probability_formulas(name, options, row, reduction, weighted):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(9, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 5, (9,), generator=g)
+    target[2] = -100
+    weight = torch.rand(5, generator=g, dtype=torch.float64) + 0.1 if weighted else None
+    fn = getattr(complement, name)
+    ours = fn(logits, target, weight, reduction=reduction, **options)
+    ref = _probability_reference(logits, target, row, weight, reduction=reduction)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(*(torch.autograd.grad(v.sum(), logits) for v in (ours, ref)))
+    module = complement.get_loss(name, weight=weight, reduction=reduction, **options)
+    torch.testing.assert_close(module(logits, target), ours)
+
+
+def test_generalized_cross_entropy_tends_to_cross_entropy_and_is_registered_apart_from_gce():
+    logits, target = torch.randn(6, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 0, 1])
+    near_ce = complement.generalized_cross_entropy(logits, target, q=1e-6)
+    torch.testing.assert_close(near_ce, F.cross_entropy(logits, target), rtol=1e-5, atol=1e-5)
+    assert complement.get_loss("gen_ce").__class__.__name__ == "GeneralizedCrossEntropy"
+    assert complement.get_loss("gce").__class__.__name__ == "GuidedComplementEntropy"
+    assert "q=0.7" in repr(complement.get_loss("gen_ce")) and "smoothing=0.1" in repr(complement.get_loss("ls"))
+    with pytest.raises(ValueError, match=r"q must be in \(0, 1\]"):
+        complement.generalized_cross_entropy(logits, target, q=0.0)
+    tiny = torch.tensor([[80.0, -80.0, 0.0]], dtype=torch.float32)  # p_g ~ 1e-70: exp(q log p) stays finite
+    assert torch.isfinite(complement.generalized_cross_entropy(tiny, torch.tensor([1])))

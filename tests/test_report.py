@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from complement.report import RunRecord, load_records, save_records, write_report
-from complement.report.markdown import compare, equal_compute_note
+from complement.report.markdown import equal_compute_note
+from complement.report.statistics import paired_comparisons
 from complement.report.tables import (
     NOT_REACHED,
     Stat,
@@ -20,6 +21,7 @@ from complement.report.tables import (
     convergence_table,
     convergence_target,
     final_passes,
+    paired_table,
     render_console,
     render_markdown,
     results_table,
@@ -150,19 +152,21 @@ def test_renderers(records):
     assert all(len(row) == len(rule) for row in rows)
 
 
-def test_equal_compute_note_follows_the_numbers():
+def test_equal_compute_note_follows_the_paired_numbers():
     def run(method, seed, acc, passes):
         return RunRecord(method, seed, [{"epoch": 1, "passes": passes, "val_acc": acc}], {"test_acc": acc})
 
-    runs = [run("ce", s, a, 100) for s, a in enumerate([0.80, 0.81])]
-    runs += [run("ce_2x", s, a, 200) for s, a in enumerate([0.85, 0.86])]
-    runs += [run("cot", s, a, 200) for s, a in enumerate([0.855, 0.865])]
-    note = equal_compute_note(summarize_test(runs), final_passes(runs))
-    assert "`cot` 0.8600 ± 0.0071 vs `ce` 0.8050 ± 0.0071: difference +0.0550, above by more than one" in note
-    assert "vs `ce_2x` 0.8550 ± 0.0071: difference +0.0050, within one standard deviation" in note
-    assert "not above `ce_2x`" in note
-    assert compare("a", Stat(0.7, 0.01, 2), "b", Stat(0.9, 0.02, 2))[1] == -1
-    assert compare("a", Stat(0.7, None, 1), "b", Stat(0.6, None, 1))[1] == 0
+    ce, ce_2x = [0.80, 0.81, 0.79, 0.82], [0.85, 0.86, 0.84, 0.87]
+    runs = [run("ce", s, a, 100) for s, a in enumerate(ce)] + [run("ce_2x", s, a, 200) for s, a in enumerate(ce_2x)]
+    cot = [0.855, 0.857, 0.848, 0.872]  # above ce by ~5 points on every seed; around ce_2x, noisy
+    runs += [run("cot", s, a, 200) for s, a in enumerate(cot)]
+    comparisons = paired_comparisons(runs)
+    note = equal_compute_note(final_passes(runs), comparisons)
+    assert "`cot` − `ce`, test accuracy: +5.30 pts (95% CI [" in note and "4 paired seeds): **better**." in note
+    assert "`cot` − `ce_2x`, test accuracy: +0.30 pts" in note and "not separable with 4 seeds" in note
+    assert "is more accurate than `ce` but not than `ce_2x`" in note
+    table = paired_table(comparisons)
+    assert table.rows[0][:3] == ["cot", "ce", "4"] and table.rows[0][5] == "better"
 
 
 def test_empty_records_are_refused(tmp_path):

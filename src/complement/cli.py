@@ -101,7 +101,7 @@ def fit(
 
     Args:
         task: a task name (``complement list`` shows them); default mnist.
-        method: how to train: ce, cot, cot_joint, ce_2x, gce, cce, ls, focal; default cot.
+        method: how to train: ce, cot, cot_joint, ce_2x, gce, cce, ls, focal, gen_ce, mae; default cot.
         seed: seed of the data split, initialization and shuffling; default 0.
         train: hyper-parameters; unset ones take the task's defaults.
         task_options: task keyword arguments, e.g. ``{label_noise: 0.2, data_path: my.csv}``.

@@ -12,19 +12,10 @@ taken over the weights of the kept targets. torch ships only the binary
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import (
-    check_class_weight,
-    check_gamma,
-    check_ignore_index,
-    check_reduction,
-    prepare,
-    reduce_rows,
-    reduce_weighted_rows,
-)
-from ..ops.complement_entropy import upcast
+from .._validation import check_class_weight, check_gamma, check_ignore_index, check_reduction
+from ._comp_sum import target_probability_loss
 
 
 def focal_loss(
@@ -46,13 +37,14 @@ def focal_loss(
     tensor(0.7437)
     """
     check_gamma(gamma)
-    logits, safe_target, kept, target_shape = prepare(input, target, ignore_index, reduction, "focal_loss", validate)
-    check_class_weight(weight, logits.shape[1], "focal_loss")
-    log_p = F.log_softmax(upcast(logits), dim=1).gather(1, safe_target.unsqueeze(1)).squeeze(1)
-    per_row = -((1 - log_p.exp()).clamp(min=0) ** gamma) * log_p
-    if weight is not None:
-        return reduce_weighted_rows(per_row, safe_target, weight, kept, reduction, target_shape)
-    return reduce_rows(per_row, kept, reduction, target_shape)
+
+    def row_loss(log_p: Tensor) -> Tensor:
+        return -((1 - log_p.exp()).clamp(min=0) ** gamma) * log_p
+
+    return target_probability_loss(
+        input, target, weight, row_loss, ignore_index=ignore_index, reduction=reduction, validate=validate,
+        loss_name="focal_loss",
+    )  # fmt: skip
 
 
 class FocalLoss(nn.Module):

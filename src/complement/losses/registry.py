@@ -26,8 +26,10 @@ from .._validation import check_number
 from .complement_cross_entropy import ComplementCrossEntropy
 from .complement_entropy import ComplementEntropy
 from .focal import FocalLoss
+from .generalized_cross_entropy import GeneralizedCrossEntropy
 from .guided_complement_entropy import GuidedComplementEntropy
 from .linear import LinearComplementEntropy, LinearCrossEntropy, LinearGuidedComplementEntropy
+from .mae import MeanAbsoluteError
 
 
 class LabelSmoothingCrossEntropy(nn.CrossEntropyLoss):
@@ -65,6 +67,10 @@ LOSSES: dict[str, LossSpec] = {
     "cross_entropy": LossSpec(nn.CrossEntropyLoss, False, "torch cross-entropy", LinearCrossEntropy),
     "label_smoothing": LossSpec(LabelSmoothingCrossEntropy, False, "cross-entropy with label smoothing 0.1"),
     "focal": LossSpec(FocalLoss, False, "focal loss, gamma 2 (Lin et al., 2017)"),
+    "generalized_cross_entropy": LossSpec(
+        GeneralizedCrossEntropy, False, "generalized cross-entropy (1 - p_g^q) / q, q 0.7 (Zhang & Sabuncu, 2018)"
+    ),
+    "mean_absolute_error": LossSpec(MeanAbsoluteError, False, "MAE on probabilities, 2 (1 - p_g) (Ghosh et al., 2017)"),
 }
 
 ALIASES = {
@@ -73,6 +79,8 @@ ALIASES = {
     "cce": "complement_cross_entropy",
     "ce": "cross_entropy",
     "ls": "label_smoothing",
+    "gen_ce": "generalized_cross_entropy",
+    "mae": "mean_absolute_error",
 }
 
 

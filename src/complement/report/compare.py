@@ -19,15 +19,16 @@ from pathlib import Path
 from . import figures as fig
 from .markdown import equal_compute_note, write_markdown
 from .records import RunRecord, load_predictions, save_records, validate_records
+from .statistics import paired_comparisons
 from .tables import (
     DEFAULT_FRACTION,
     by_method,
     convergence_table,
     convergence_target,
     final_passes,
+    paired_table,
     render_console,
     results_table,
-    summarize_test,
 )
 
 FIGURES_DIR = "figures"
@@ -118,8 +119,10 @@ def write_report(
     )
 
     results = results_table(records)
+    comparisons = paired_comparisons(records)
+    paired = paired_table(comparisons)
     conv = convergence_table(records, target, used_baseline, fraction)
-    note = equal_compute_note(summarize_test(records), final_passes(records))
+    note = equal_compute_note(final_passes(records), comparisons)
     missing = [r.label for r in records if r.predictions_path is None]
     extra = (
         [f"Runs without test predictions (left out of the prediction figures): {', '.join(missing)}."]
@@ -127,6 +130,6 @@ def write_report(
         else []
     )
     records_path = save_records(records, out)
-    report = write_markdown(out / REPORT_FILE, task_name, command, results, conv, note, written, date, extra)
-    console = render_console(results) + "\n\n" + render_console(conv)
+    report = write_markdown(out / REPORT_FILE, task_name, command, results, paired, conv, note, written, date, extra)
+    console = render_console(results) + "\n\n" + render_console(paired) + "\n\n" + render_console(conv)
     return ReportPaths(report, records_path, {name: png for name, (_, png) in written.items()}, console)

@@ -1,13 +1,16 @@
 """``report.md``: the comparison written up as markdown.
 
 Sections: the title (task, date), the command that produced it, the test-metric table,
-the convergence table, the equal-compute note and the figures (relative links).
+the paired differences (:mod:`.statistics`), the convergence table, the equal-compute
+note and the figures (relative links).
 
 The equal-compute note states what the numbers show, generated from them: COT takes two
 forward/backward passes per batch, so a gain over CE could come from the extra passes
 rather than from the complement objective. ``ce_2x`` (CE with as many passes as COT)
-separates the two; the note compares each method's mean test accuracy with ``ce`` and
-``ce_2x`` and says whether it is above or below by more than one standard deviation.
+separates the two. For each method the note gives, against ``ce`` and ``ce_2x``, the
+mean paired difference of test accuracy, NLL and ECE with its 95% interval, p-value and
+verdict ("better", "worse", or "not separable with n seeds" and how many seeds the
+observed spread would need), then a one-line reading of the accuracy verdicts.
 """
 
 from __future__ import annotations
@@ -17,33 +20,20 @@ from datetime import datetime
 from pathlib import Path
 
 from .._atomic import write_text
+from .statistics import BASELINES, PairedComparison
 from .tables import Stat, Table, render_markdown
 
-BASELINES = ("ce", "ce_2x")
 KEY = "test_acc"
 
 
-def compare(a: str, sa: Stat, b: str, sb: Stat) -> tuple[str, int]:
-    """A sentence comparing two mean accuracies, and +1 / -1 / 0 (above / below / within one std)."""
-    diff = sa.mean - sb.mean
-    stds = [s for s in (sa.std, sb.std) if s is not None]
-    spread = max(stds) if stds else None
-    head = f"`{a}` {sa.format()} vs `{b}` {sb.format()}: difference {diff:+.4f}"
-    if spread is None:
-        return f"{head}; single seeds, so no standard deviation to judge it by.", 0
-    if abs(diff) > spread:
-        side = "above" if diff > 0 else "below"
-        return f"{head}, {side} by more than one standard deviation ({spread:.4f}).", 1 if diff > 0 else -1
-    return f"{head}, within one standard deviation ({spread:.4f}): not distinguishable with these seeds.", 0
-
-
-def equal_compute_note(summary: dict[str, dict[str, Stat]], passes: dict[str, Stat]) -> str:
+def equal_compute_note(passes: dict[str, Stat], comparisons: list[PairedComparison]) -> str:
     """The "Equal-compute baseline" section body, generated from the numbers."""
     lines = [
         "COT takes two forward/backward passes per training batch (a cross-entropy step, then a complement-entropy "
         "step); CE takes one. A gain of COT over CE can therefore come from the objective or just from the extra "
         "passes. `ce_2x` is CE trained for as many passes as COT: beating `ce` shows that COT helps over the "
-        "usual schedule; beating `ce_2x` as well shows that the gain is not explained by more steps.",
+        "usual schedule; beating `ce_2x` as well shows that the gain is not explained by more steps. Runs with the "
+        "same seed start from the same weights and data order, so they are compared in pairs.",
         "",
         "Training passes per run (mean): " + ", ".join(f"`{m}` {s.format(0)}" for m, s in passes.items()) + ".",
         "",
@@ -58,33 +48,31 @@ def equal_compute_note(summary: dict[str, dict[str, Stat]], passes: dict[str, St
             "the budgets differ, so `ce_2x` is not an exact equal-compute baseline here.",
             "",
         ]
-    have = {method for method, stats in summary.items() if KEY in stats}
-    others = [m for m in summary if m not in BASELINES and m in have]
-    if not others:
-        return "\n".join(lines + [f"No method besides the baselines reports `{KEY}`; nothing to compare."])
-    if "ce_2x" not in have:
+    methods = list(dict.fromkeys(c.method for c in comparisons if c.method not in BASELINES))
+    if not methods:
+        return "\n".join(lines + ["No method besides the baselines to compare."])
+    if not any(c.baseline == "ce_2x" for c in comparisons):
         lines += ['No `ce_2x` runs: these results cannot separate "COT helps" from "more steps help".', ""]
-    for method in others:
-        verdicts = {}
-        for base in BASELINES:
-            if base in have:
-                sentence, verdicts[base] = compare(method, summary[method][KEY], base, summary[base][KEY])
-                lines.append(f"- Test accuracy, {sentence}")
-        lines.append(f"- Reading: {_reading(method, verdicts)}")
-        lines.append("")
+    for method in methods:
+        mine = [c for c in comparisons if c.method == method]
+        lines += [f"- {c.sentence()}" for c in mine]
+        verdicts = {c.baseline: c.verdict for c in mine if c.metric == KEY}
+        lines += [f"- Reading: {_reading(method, verdicts)}", ""]
     return "\n".join(lines).rstrip()
 
 
-def _reading(method: str, verdicts: dict[str, int]) -> str:
+def _reading(method: str, verdicts: dict[str, str]) -> str:
     if "ce" not in verdicts:
         return f"no `ce` runs to compare `{method}` with."
-    if verdicts["ce"] < 1:
-        return f"`{method}` is not above `ce` by more than one standard deviation on these runs."
+    if verdicts["ce"] == "worse":
+        return f"`{method}` is less accurate than `ce` on these seeds."
+    if verdicts["ce"] != "better":
+        return f"the accuracy of `{method}` and `ce` is not separable on these seeds."
     if "ce_2x" not in verdicts:
-        return f"`{method}` is above `ce`; without `ce_2x` the extra passes may explain it."
-    if verdicts["ce_2x"] == 1:
-        return f"`{method}` is above both `ce` and `ce_2x`: the gain is not explained by the extra passes alone."
-    return f"`{method}` is above `ce` but not above `ce_2x`: the numbers do not separate `{method}` from more steps."
+        return f"`{method}` is more accurate than `ce`; without `ce_2x` the extra passes may explain it."
+    if verdicts["ce_2x"] == "better":
+        return f"`{method}` is more accurate than both `ce` and `ce_2x`: more passes alone do not explain the gain."
+    return f"`{method}` is more accurate than `ce` but not than `ce_2x`: the gain may come from the extra passes."
 
 
 def _link(path: Path, base: Path) -> str:
@@ -96,6 +84,7 @@ def write_markdown(
     task_name: str,
     command: str,
     results: Table,
+    paired: Table,
     convergence: Table,
     note: str,
     figures: dict[str, tuple[str, Path]],
@@ -119,6 +108,14 @@ def write_markdown(
         f"## {results.title}",
         "",
         render_markdown(results),
+        "",
+        f"## {paired.title}",
+        "",
+        render_markdown(paired) if paired.rows else "No baseline (`ce` or `ce_2x`) to compare with.",
+        "",
+        "Δ is the mean over seeds of (method − baseline) for runs with the same seed; the interval is a 95% "
+        "t-interval (with 10 or more seeds the equal-compute note also gives a bootstrap interval); p is the paired "
+        "t-test's; n.s. = not separable, with the seeds the observed spread would need.",
         "",
         f"## {convergence.title}",
         "",

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..metrics import METRIC_NAMES
 from .records import RunRecord
+from .statistics import MAX_SEEDS_REPORTED, PairedComparison, format_difference, format_p
 
 PREFERRED_ORDER = ("ce", "ce_2x", "cot")
 METRIC_LABELS = {
@@ -216,6 +217,42 @@ def convergence_table(
     for method, conv in convergence(records, target).items():
         table.rows.append([method, f"{conv.reached}/{conv.seeds}", conv.cell("epoch", 1), conv.cell("passes", 0)])
     return table
+
+
+def paired_table(comparisons: list[PairedComparison]) -> Table:
+    """One row per (method, baseline): each metric's mean paired difference with its 95% interval,
+    p-value and verdict."""
+    metrics = list(dict.fromkeys(c.metric for c in comparisons))
+    headers = ["Method", "vs", "Seeds"]
+    for metric in metrics:
+        headers += [f"Δ {METRIC_LABELS.get(metric[5:], metric[5:])} [95% CI]", "p", "verdict"]
+    table = Table(headers, title="Paired differences over seeds (method − baseline; accuracy and ECE in points)")
+    rows: dict[tuple[str, str], dict[str, PairedComparison]] = {}
+    for comparison in comparisons:
+        rows.setdefault((comparison.method, comparison.baseline), {})[comparison.metric] = comparison
+    for (method, baseline), by_metric in rows.items():
+        n = max(c.n for c in by_metric.values())
+        row = [method, baseline, str(n)]
+        for metric in metrics:
+            c = by_metric.get(metric)
+            if c is None:
+                row += ["-", "-", "-"]
+                continue
+            if c.interval is None:
+                row += [format_difference(c.mean, metric), "n/a", "1 seed"]
+                continue
+            low, high = c.interval
+            span = f"[{format_difference(low, metric)}, {format_difference(high, metric)}]"
+            verdict = c.verdict if c.verdict != "not separable" else f"n.s. (~{_need(c)})"
+            row += [f"{format_difference(c.mean, metric)} {span}", format_p(c.p_value), verdict]
+        table.rows.append(row)
+    return table
+
+
+def _need(c: PairedComparison) -> str:
+    if c.seeds_needed is None:
+        return "no diff."
+    return f"{c.seeds_needed} seeds" if c.seeds_needed <= MAX_SEEDS_REPORTED else f">{MAX_SEEDS_REPORTED} seeds"
 
 
 def render_markdown(table: Table) -> str:

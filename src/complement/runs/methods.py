@@ -9,6 +9,8 @@
 ``cce``         complement cross-entropy alone (Kim et al., 2021)
 ``ls``          label smoothing 0.1
 ``focal``       focal loss, gamma 2
+``gen_ce``      generalized cross-entropy ``(1 - p_g^q) / q``, q 0.7 (Zhang & Sabuncu, 2018)
+``mae``         mean absolute error on probabilities, ``2 (1 - p_g)`` (Ghosh et al., 2017)
 ==============  ===================================================================
 """
 
@@ -34,6 +36,8 @@ METHODS: dict[str, Method] = {
     "cce": Method("off", "complement_cross_entropy", summary="complement cross-entropy alone"),
     "ls": Method("off", "label_smoothing", summary="label smoothing 0.1"),
     "focal": Method("off", "focal", summary="focal loss, gamma 2"),
+    "gen_ce": Method("off", "generalized_cross_entropy", summary="generalized cross-entropy, q 0.7 (comp-sum)"),
+    "mae": Method("off", "mean_absolute_error", summary="mean absolute error on probabilities (comp-sum)"),
 }
 
 
