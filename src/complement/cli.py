@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from .runs.config import RESUME_CHANGES, ResolvedTrainConfig, TrainConfig, resum
 from .runs.files import RunSpec, check_output_directory, load_run_record, load_spec, new_run_dir, save_spec
 from .runs.methods import METHODS, get_method
 from .runs.status import read_status
+from .runs.threads import check_threads
 
 COMPARE_FILE = "compare.json"
 DEFAULT_TASK, DEFAULT_METHOD, DEFAULT_METHODS, DEFAULT_SEEDS = "mnist", "cot", ["ce", "cot", "ce_2x"], 3
@@ -96,6 +98,7 @@ def fit(
     out: Path = Path("runs"),
     resume: Path | None = None,
     progress: bool = True,
+    threads: int | str = "auto",
 ) -> None:
     """Train one run of a task with a method; print its test metrics and directory.
 
@@ -110,8 +113,11 @@ def fit(
             seed and settings are kept; ``--train.max_epochs`` (to train longer) and
             ``--train.checkpoint_every_n_steps`` may change.
         progress: show Lightning's progress bars.
+        threads: CPU threads for torch: ``auto`` (one for small models, all cores for large ones; see
+            docs/benchmarks.md) or a count. Recorded in the run's config.json.
     """
     _quiet()
+    check_threads(threads)
     if resume is not None:
         run_dir = Path(resume)
         spec = load_spec(run_dir)
@@ -123,7 +129,7 @@ def fit(
         )
         _refuse_if_running(run_dir)
         spec = RunSpec(spec.task, spec.method, spec.seed, resumed(spec.train, train, tuple(RESUME_CHANGES), "a run"),
-                       spec.task_options)  # fmt: skip
+                       spec.task_options, threads)  # fmt: skip
         built = _build_task(spec.task, spec.task_options, spec.seed)
         save_spec(run_dir, spec)
     else:
@@ -134,7 +140,7 @@ def fit(
         check_output_directory(Path(out))
         options = dict(task_options or {})
         built = _build_task(task, options, seed)  # validates the task, its options and its data first
-        spec = RunSpec(task, method, seed, train.resolved(built.defaults), options)
+        spec = RunSpec(task, method, seed, train.resolved(built.defaults), options, threads)
         run_dir = new_run_dir(Path(out), f"{task}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
         save_spec(run_dir, spec)
     from .runs.fit import fit_run  # Lightning is imported only to train
@@ -153,6 +159,8 @@ def compare(
     out: Path = Path("runs"),
     resume: Path | None = None,
     progress: bool = True,
+    threads: int | str = "auto",
+    jobs: int = 1,
 ) -> None:
     """Train each method over several seeds on one task; write report.md with tables and figures.
 
@@ -167,8 +175,14 @@ def compare(
         resume: an interrupted comparison directory to finish with its saved settings. It may
             grow: more ``--seeds``, more ``--methods``, and ``--train.checkpoint_every_n_steps``.
         progress: show Lightning's progress bars.
+        threads: CPU threads per run (``auto`` or a count; see ``fit``).
+        jobs: runs trained at once, each in its own process (the cores are shared among them under
+            ``threads: auto``); the results are those of ``jobs: 1`` with the same thread count.
     """
     _quiet()
+    check_threads(threads)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1; got {jobs!r}")
     if resume is not None:
         compare_dir = Path(resume)
         saved = _load_comparison(compare_dir)
@@ -185,7 +199,8 @@ def compare(
         compare_dir = new_run_dir(Path(out), f"compare-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
         command = "complement " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     _save_comparison(compare_dir, task, task_options, methods, seeds, config, command)
-    records = _run_comparison(compare_dir, task, task_options, methods, seeds, config, progress)
+    plan = Plan(compare_dir, task, task_options, config, threads, jobs)
+    records = _run_comparison(plan, methods, seeds, progress and jobs == 1)
     from .report import write_report
 
     paths = write_report(records, compare_dir, task_name=task, command=command)
@@ -237,27 +252,75 @@ def _save_comparison(compare_dir, task, task_options, methods, seeds, config: Re
     write_json(compare_dir / COMPARE_FILE, {**settings, "train": config.to_dict(), "command": command})
 
 
-def _run_comparison(compare_dir, task, task_options, methods, seeds, config, progress) -> list:
-    records = []
+@dataclass(frozen=True)
+class Plan:
+    """What every run of a comparison shares."""
+
+    compare_dir: Path
+    task: str
+    task_options: dict[str, Any]
+    config: ResolvedTrainConfig
+    threads: int | str
+    jobs: int
+
+
+def _run_comparison(plan: Plan, methods: list[str], seeds: int, progress: bool) -> list:
+    """Every (seed, method) run, the finished ones read back; with ``jobs > 1`` several at once."""
+    records: dict[tuple[int, int], Any] = {}
+    todo = []
     for seed in range(seeds):
-        built = None
-        for name in methods:
-            run_dir = compare_dir / f"{name}-seed{seed}"
+        for index, name in enumerate(methods):
+            run_dir = plan.compare_dir / f"{name}-seed{seed}"
             status = read_status(run_dir)
             if status.status == "complete":
-                records.append(load_run_record(run_dir))
+                records[(seed, index)] = load_run_record(run_dir)
                 continue
-            built = built or _build_task(task, task_options, seed)
             resume = status.status is not None
             note = f" (resuming: was {status.status}{'; ' + status.detail if status.detail else ''})" if resume else ""
-            print(f"[{len(records) + 1}/{seeds * len(methods)}] {task}: {name}, seed {seed}{note}", flush=True)
-            spec = RunSpec(task, name, seed, config, dict(task_options))
-            run_dir.mkdir(exist_ok=True)
-            save_spec(run_dir, spec)
-            from .runs.fit import fit_run  # Lightning is imported only to train
+            todo.append(((seed, index), name, seed, resume, note))
+    total = seeds * len(methods)
+    if plan.jobs == 1:
+        for key, name, seed, resume, note in todo:
+            print(f"[{len(records) + 1}/{total}] {plan.task}: {name}, seed {seed}{note}", flush=True)
+            records[key] = _train_one(plan, name, seed, resume, progress)
+    else:
+        _train_in_parallel(plan, todo, records, total)
+    return [records[key] for key in sorted(records)]
 
-            records.append(fit_run(built, spec, run_dir, progress=progress, resume=resume))
-    return records
+
+def _train_one(plan: Plan, name: str, seed: int, resume: bool, progress: bool = False):
+    """One run of a comparison (also the body of a parallel worker process)."""
+    from .runs.fit import fit_run  # Lightning is imported only to train
+
+    run_dir = plan.compare_dir / f"{name}-seed{seed}"
+    spec = RunSpec(plan.task, name, seed, plan.config, dict(plan.task_options), plan.threads)
+    run_dir.mkdir(exist_ok=True)
+    save_spec(run_dir, spec)
+    built = _build_task(plan.task, plan.task_options, seed)
+    return fit_run(built, spec, run_dir, progress=progress, resume=resume, jobs=plan.jobs)
+
+
+def _train_in_parallel(plan: Plan, todo: list, records: dict, total: int) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    # spawn: a fresh interpreter per worker, never a fork of a process holding torch's threads
+    with ProcessPoolExecutor(max_workers=plan.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {}
+        for key, name, seed, resume, note in todo:
+            futures[pool.submit(_train_one, plan, name, seed, resume)] = (key, name, seed)
+            print(f"queued {plan.task}: {name}, seed {seed}{note}", flush=True)
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                key, name, seed = futures[future]
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()  # type: ignore[misc]
+                records[key] = future.result()
+                print(f"[{len(records)}/{total}] {plan.task}: {name}, seed {seed} done", flush=True)
 
 
 def status(path: Path) -> None:

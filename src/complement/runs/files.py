@@ -25,6 +25,8 @@ class RunSpec:
     seed: int
     train: ResolvedTrainConfig
     task_options: dict[str, Any] = field(default_factory=dict)
+    threads: int | str = "auto"  # the setting (runs/threads.py)
+    threads_used: int | None = None  # what the run resolved it to, recorded when it starts
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "train": self.train.to_dict()}
@@ -33,7 +35,10 @@ class RunSpec:
     def from_dict(cls, data: dict[str, Any], where: str) -> RunSpec:
         try:
             train = ResolvedTrainConfig.from_saved(dict(data["train"]), where)
-            return cls(data["task"], data["method"], int(data["seed"]), train, dict(data.get("task_options") or {}))
+            return cls(
+                data["task"], data["method"], int(data["seed"]), train, dict(data.get("task_options") or {}),
+                data.get("threads", "auto"), data.get("threads_used"),
+            )  # fmt: skip
         except (KeyError, TypeError) as error:
             raise ValueError(f"{where}: not a run configuration of this version of complement ({error})") from None
 

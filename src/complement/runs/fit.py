@@ -16,6 +16,7 @@ newest one to the same result as an uninterrupted run (bit for bit on CPU).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -38,9 +39,10 @@ from ..training.divergence import DivergenceGuard
 from ..training.lightning_module import CotModule
 from ..training.stepper import DivergenceError
 from .config import BEST_MODES, ResolvedTrainConfig
-from .files import RunSpec
+from .files import RunSpec, save_spec
 from .methods import Method, get_method
 from .status import HEARTBEAT_SECONDS, write_status
+from .threads import resolve_threads
 
 CONFIG_FILE = "config.json"
 CHECKPOINTS = "checkpoints"
@@ -189,16 +191,19 @@ def _loggers(run_dir: Path) -> list:
     return loggers
 
 
-def fit_run(task, spec: RunSpec, run_dir: Path, progress: bool = True, resume: bool = False) -> RunRecord:
+def fit_run(
+    task, spec: RunSpec, run_dir: Path, progress: bool = True, resume: bool = False, jobs: int = 1
+) -> RunRecord:
     """Train, test and predict one run in ``run_dir`` (whose ``config.json`` holds ``spec``);
-    with ``resume``, continue from its newest checkpoint. Returns the run's record."""
+    with ``resume``, continue from its newest checkpoint. ``jobs`` is how many runs share the
+    machine (for the ``auto`` thread count). Returns the run's record."""
     run_dir = Path(run_dir)
     method = get_method(spec.method)
     config = spec.train
     write_status(run_dir, "running")
     start = time.perf_counter()
     try:
-        record = _train_and_predict(task, spec, method, run_dir, progress, resume)
+        record = _train_and_predict(task, spec, method, run_dir, progress, resume, jobs)
     except DivergenceError as error:
         write_status(run_dir, "diverged", error=str(error))
         raise
@@ -214,10 +219,15 @@ def fit_run(task, spec: RunSpec, run_dir: Path, progress: bool = True, resume: b
     return record
 
 
-def _train_and_predict(task, spec: RunSpec, method: Method, run_dir: Path, progress: bool, resume: bool) -> RunRecord:
+def _train_and_predict(
+    task, spec: RunSpec, method: Method, run_dir: Path, progress: bool, resume: bool, jobs: int
+) -> RunRecord:
     config = spec.train
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     module = TaskModule(task.build_model(), task.num_classes, task.ignore_index, method, config)
+    threads = resolve_threads(spec.threads, module, jobs)
+    torch.set_num_threads(threads)
+    save_spec(run_dir, dataclasses.replace(spec, threads_used=threads))
     train = resumable_loader(task.train, config.batch_size, seed=spec.seed, collate_fn=task.collate_fn)
     evaluation = {"batch_size": max(config.batch_size, 256), "collate_fn": task.collate_fn}
     val, test = DataLoader(task.val, **evaluation), DataLoader(task.test, **evaluation)
