@@ -55,12 +55,12 @@ def test_compare_resume_finishes_only_what_is_missing(blobs, tmp_path, monkeypat
     real_fit_run = fit.fit_run
     calls = []
 
-    def failing_fit_run(task, spec, run_dir, progress=True, resume=False):
+    def failing_fit_run(task, spec, run_dir, progress=True, resume=False, jobs=1):
         calls.append((spec.method, spec.seed, resume))
         if spec.method == "cot" and spec.seed == 1 and not resume:
             run_dir.joinpath("status.json").write_text(json.dumps({"status": "interrupted"}))
             raise KeyboardInterrupt
-        return real_fit_run(task, spec, run_dir, progress=progress, resume=resume)
+        return real_fit_run(task, spec, run_dir, progress=progress, resume=resume, jobs=jobs)
 
     monkeypatch.setattr(fit, "fit_run", failing_fit_run)
     with pytest.raises(SystemExit, match="130"):

@@ -263,3 +263,42 @@ def test_bad_lr_schedules_are_refused_before_anything_is_made(blobs, tmp_path, o
     with pytest.raises(ValueError, match=phrase):
         main([*FIT, *options, "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_thread_policy_by_model_size_and_its_record(blobs, tmp_path):
+    from torch import nn
+
+    from complement.runs.threads import AUTO_ONE_THREAD_BELOW, available_cores, resolve_threads
+
+    assert resolve_threads("auto", nn.Linear(10, 10)) == 1
+    big = nn.Linear(AUTO_ONE_THREAD_BELOW, 1)
+    assert resolve_threads("auto", big) == available_cores()
+    assert resolve_threads("auto", big, jobs=available_cores()) == 1 and resolve_threads(3, big) == 3
+    main([*FIT, "--train.max_epochs", "1", "--threads", "1", "--out", str(tmp_path)])
+    saved = json.loads((one_run(tmp_path) / "config.json").read_text())
+    assert saved["threads"] == 1 and saved["threads_used"] == 1
+    with pytest.raises(ValueError, match="threads must be 'auto' or an integer >= 1; got 0"):
+        main([*FIT, "--threads", "0", "--out", str(tmp_path / "bad")])
+    with pytest.raises(ValueError, match="jobs must be an integer >= 1"):
+        main(["compare", "--task", "blobs", "--jobs", "0", "--out", str(tmp_path / "bad"), "--debug"])
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_compare_with_parallel_jobs_gives_the_same_records(tmp_path):
+    """Through the real CLI: two worker processes against one, one thread each."""
+    import subprocess
+    import sys
+
+    def run(jobs):
+        out = tmp_path / f"jobs{jobs}"
+        subprocess.run([sys.executable, "-m", "complement.cli", "compare", "--task", "digits", "--methods", "[ce, cot]",
+                        "--seeds", "2", "--train.max_epochs", "2", "--threads", "1", "--jobs", str(jobs), "--out",
+                        str(out), "--progress", "false"], check=True, capture_output=True)  # fmt: skip
+        (compare_dir,) = out.iterdir()
+        records = json.loads((compare_dir / "records.json").read_text())["records"]
+        return [
+            {k: v for k, v in r.items() if k not in ("wall_time_s", "run_dir", "predictions_path")} for r in records
+        ]
+
+    assert run(2) == run(1)
