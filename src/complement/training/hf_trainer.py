@@ -50,6 +50,13 @@ class CotTrainer(Trainer):
         self.fused_lm_head = fused_lm_head
         self.cot_objective = CotObjective(CotConfig.from_arguments(locals(), mode="cot_mode"))
         super().__init__(*args, **kwargs)
+        if getattr(self, "is_deepspeed_enabled", False) and self.cot_objective.mode == "alternate":
+            raise ValueError(
+                "CotTrainer does not run under DeepSpeed: COT takes its cross-entropy step inside training_step, "
+                "while DeepSpeed's engine owns the optimizer step (and its loss scaling and gradient partitioning). "
+                "Use FSDP through Accelerate (fsdp in TrainingArguments) or DDP; cot_mode='joint' or 'off' take one "
+                "step per batch and can."
+            )
         self._stepper = CotStepper(
             self.cot_objective,
             self._forward_for_phase,
@@ -76,7 +83,8 @@ class CotTrainer(Trainer):
                     f"{type(unwrapped).__name__} has none"
                 )
             hidden = unwrapped.base_model(**features).last_hidden_state
-            return LinearLogits(hidden[:, :-1], head.weight, head.bias), target[:, 1:]
+            # The head itself, not its weight: the loss then runs inside its forward, where FSDP gathers it.
+            return LinearLogits(hidden[:, :-1], head), target[:, 1:]
         outputs = model(**features)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
         if self.causal_lm:
@@ -115,13 +123,16 @@ class CotTrainer(Trainer):
         return loss
 
     def _ce_step(self, phase: Phase) -> None:
-        """The CE step, as the Trainer's loop does its own: clip, step, zero."""
+        """The CE step, as the Trainer's loop does its own: clip, the optimizer-step callbacks
+        around the step, zero. (``state.global_step`` counts the COT step once, at its end.)"""
         model = self._cot_model
         assert phase == Phase.CE and model is not None, "the Trainer's loop makes the group's last step"
         if self.args.max_grad_norm is not None and self.args.max_grad_norm > 0:
             self.accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
         assert self.optimizer is not None, "created by the Trainer before training starts"
+        self.control = self.callback_handler.on_pre_optimizer_step(self.args, self.state, self.control)
         self.optimizer.step()
+        self.control = self.callback_handler.on_optimizer_step(self.args, self.state, self.control)
         model.zero_grad(set_to_none=True)  # all of them: the optimizer may not hold every parameter
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:

@@ -48,11 +48,51 @@ class Phase(str, Enum):
 class LinearLogits(NamedTuple):
     """Logits ``hidden @ weight.T + bias`` left unmaterialized for the chunked losses.
 
-    ``hidden`` is ``(..., H)`` (class-last like logits), ``weight`` ``(V, H)``, ``bias`` ``(V,)`` or None."""
+    ``hidden`` is ``(..., H)`` (class-last like logits). The output layer is given either
+    as its module (``LinearLogits(hidden, model.lm_head)``, any layer with ``weight``
+    ``(V, H)`` and ``bias``), or as its tensors (``LinearLogits(hidden, weight, bias)``).
+
+    Give the module under FSDP: the loss then runs inside the layer's forward, where FSDP
+    has gathered its sharded weight, and FSDP's backward hooks reduce-scatter its gradient
+    (:func:`in_forward_of`). The tensors work on one device and under DDP; a sharded weight
+    given as a tensor (a ``DTensor``) is refused with this advice."""
 
     hidden: Tensor
-    weight: Tensor
+    weight: Tensor | nn.Module
     bias: Tensor | None = None
+
+
+def in_forward_of(module: nn.Module, hidden: Tensor, compute: Callable[[Tensor], PhaseLoss]) -> PhaseLoss:
+    """``compute(hidden)`` run as ``module``'s forward, through ``module.__call__``.
+
+    Wrappers that act on a module's calls then act on this one: FSDP2 (``fully_shard``)
+    unshards the module's parameters before it and reshards them after, and hooks the
+    backward to gather them again and reduce-scatter their gradients. The module's own
+    forward is restored afterwards."""
+
+    def forward(h: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        part = compute(h)
+        return part.loss, part.logs  # tensors FSDP's output hooks can see
+
+    own = module.__dict__.get("forward")
+    module.forward = forward
+    try:
+        loss, logs = module(hidden)
+    finally:
+        if own is None:
+            del module.forward
+        else:
+            module.forward = own
+    return PhaseLoss(loss, logs)
+
+
+def _refuse_sharded(weight: Tensor) -> None:
+    if type(weight).__name__ == "DTensor":  # torch.distributed.tensor.DTensor, without importing it
+        raise TypeError(
+            "LinearLogits got the output layer's weight as a sharded DTensor (FSDP): outside the layer's forward "
+            "it is only this rank's shard. Give the layer itself, LinearLogits(hidden, model.lm_head), so the loss "
+            "runs inside its forward, where FSDP gathers the weight."
+        )
 
 
 def _not_logits(value: Any, what: str) -> TypeError:
@@ -221,7 +261,13 @@ class CotObjective:
     def phase_loss(self, phase: str, logits: Tensor | LinearLogits, target: Tensor) -> PhaseLoss:
         if isinstance(logits, LinearLogits):
             hidden, target = flatten_class_last(logits.hidden, target)
-            return self._phase(phase, (hidden, logits.weight, target, logits.bias), chunked=True)
+            head = logits.weight
+            if isinstance(head, nn.Module):
+                return in_forward_of(
+                    head, hidden, lambda h: self._phase(phase, (h, head.weight, target, head.bias), True)
+                )
+            _refuse_sharded(head)
+            return self._phase(phase, (hidden, head, target, logits.bias), chunked=True)
         return self._phase(phase, flatten_class_last(logits, target), chunked=False)
 
     def _phase(self, phase: str, inputs: tuple, chunked: bool) -> PhaseLoss:

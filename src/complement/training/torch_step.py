@@ -136,6 +136,40 @@ class CotStep:
             state["scaler"] = self.scaler.state_dict()
         return state
 
+    def sharded_state_dict(self) -> dict[str, Any]:
+        """The same for a sharded model (FSDP2 ``fully_shard``, also DDP), in the form
+        ``torch.distributed.checkpoint.save`` writes: each rank's shards, the optimizers'
+        states keyed by parameter name (one entry each: two optimizers over the same
+        parameters would collide in one), and every rank's RNG states under its own key.
+
+            dcp.save(cot.sharded_state_dict(), checkpoint_id=path)   # on every rank
+            state = cot.sharded_state_dict(); dcp.load(state, checkpoint_id=path)
+            cot.load_sharded_state_dict(state)"""
+        from torch.distributed import get_rank
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+        state: dict[str, Any] = {
+            "model": get_model_state_dict(self.model),
+            "ce_optimizer": get_optimizer_state_dict(self.model, self.ce_optimizer),
+            "steps": torch.tensor(self.steps),
+            f"rng_rank{get_rank()}": rng_state(),
+        }
+        if self.complement_optimizer is not self.ce_optimizer:
+            state["complement_optimizer"] = get_optimizer_state_dict(self.model, self.complement_optimizer)
+        return state
+
+    def load_sharded_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`sharded_state_dict` saved (after ``torch.distributed.checkpoint.load``)."""
+        from torch.distributed import get_rank
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
+
+        set_model_state_dict(self.model, state["model"])
+        set_optimizer_state_dict(self.model, self.ce_optimizer, state["ce_optimizer"])
+        if self.complement_optimizer is not self.ce_optimizer:
+            set_optimizer_state_dict(self.model, self.complement_optimizer, state["complement_optimizer"])
+        self.steps = int(state["steps"])
+        set_rng_state(state[f"rng_rank{get_rank()}"])
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         separate = self.complement_optimizer is not self.ce_optimizer
         if separate != ("complement_optimizer" in state):
