@@ -162,3 +162,32 @@ def test_fused_lm_head_needs_causal_lm():
 
     with pytest.raises(ValueError, match="pass causal_lm=True"):
         CotTrainer(model=nn.Linear(2, 2), fused_lm_head=True)
+
+
+def test_fused_lm_head_turns_off_ddps_unused_parameter_search_and_refuses_it_when_asked(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from complement.hf import CotTrainer
+
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=11, n_embd=8, n_layer=1, n_head=2))
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    CotTrainer(model=model, args=args, causal_lm=True, fused_lm_head=True)
+    assert args.ddp_find_unused_parameters is False  # the Trainer's default (None) would search
+    args.ddp_find_unused_parameters = True
+    with pytest.raises(ValueError, match="Leave it unset or set it to False"):
+        CotTrainer(model=model, args=args, causal_lm=True, fused_lm_head=True)
+
+
+def test_cot_step_refuses_linear_logits_from_a_ddp_model_that_searches_unused_parameters():
+    class SearchingWrapper(nn.Linear):  # what CotStep reads off DistributedDataParallel
+        find_unused_parameters = True
+
+    model = SearchingWrapper(3, 5)
+    step = CotStep(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        logits_and_target=lambda m, batch: (LinearLogits(batch[0], m), batch[1]),
+    )
+    with pytest.raises(ValueError, match="Wrap the model with find_unused_parameters=False"):
+        step.step((torch.randn(4, 3), torch.tensor([0, 1, 2, 3])))
+    model.find_unused_parameters = False
+    step.step((torch.randn(4, 3), torch.tensor([0, 1, 2, 3])))

@@ -25,10 +25,32 @@ from typing import Any
 from torch import Tensor, nn
 from transformers import Trainer
 
-from .objective import CotConfig, CotObjective, LinearLogits, LossFn, Phase
+from .objective import (
+    CotConfig,
+    CotObjective,
+    LinearLogits,
+    LossFn,
+    Phase,
+    forward_replaced,
+    refuse_unused_parameter_search,
+)
 from .stepper import CotStepper
 
 LABELS = "labels"
+
+
+def _no_unused_parameter_search(args: Any) -> None:
+    """The fused head's loss uses the LM head after the forward: DDP must not search for
+    unused parameters (see ``refuse_unused_parameter_search``). The Trainer's default
+    searches; an explicit ``True`` is refused."""
+    if args is None:
+        return  # the Trainer's default arguments; refused at the first step if run under DDP
+    if args.ddp_find_unused_parameters:
+        raise ValueError(
+            "fused_lm_head=True computes the loss from the LM head after the model's forward, which DDP's search "
+            "for unused parameters (ddp_find_unused_parameters=True) cannot see. Leave it unset or set it to False."
+        )
+    args.ddp_find_unused_parameters = False
 
 
 class CotTrainer(Trainer):
@@ -48,6 +70,8 @@ class CotTrainer(Trainer):
             raise ValueError("fused_lm_head=True applies to causal language models; pass causal_lm=True too")
         self.causal_lm = causal_lm
         self.fused_lm_head = fused_lm_head
+        if fused_lm_head:
+            _no_unused_parameter_search(kwargs.get("args", args[1] if len(args) > 1 else None))
         self.cot_objective = CotObjective(CotConfig.from_arguments(locals(), mode="cot_mode"))
         super().__init__(*args, **kwargs)
         if getattr(self, "is_deepspeed_enabled", False) and self.cot_objective.mode == "alternate":
@@ -82,11 +106,18 @@ class CotTrainer(Trainer):
                     "fused_lm_head=True needs a model with an output embedding (LM head); "
                     f"{type(unwrapped).__name__} has none"
                 )
-            hidden = unwrapped.base_model(**features).last_hidden_state
-            # The head itself, not its weight: the loss then runs inside its forward, where FSDP gathers it.
+
+            def last_hidden_state(**features):
+                return unwrapped.base_model(**features).last_hidden_state
+
+            # Through the (wrapped) model's call, so DDP and FSDP act on this forward; the head
+            # itself, not its weight, so the loss then runs inside its forward (FSDP gathers it there).
+            with forward_replaced(unwrapped, last_hidden_state):
+                hidden = model(**features)
             return LinearLogits(hidden[:, :-1], head), target[:, 1:]
         outputs = model(**features)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
+        refuse_unused_parameter_search(model, logits, "Pass TrainingArguments(ddp_find_unused_parameters=False).")
         if self.causal_lm:
             return logits[:, :-1], target[:, 1:]
         return logits, target

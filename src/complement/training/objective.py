@@ -23,7 +23,8 @@ no loss: whatever the registry builds for a name, and whatever twin it offers, i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, NamedTuple
@@ -62,28 +63,50 @@ class LinearLogits(NamedTuple):
     bias: Tensor | None = None
 
 
-def in_forward_of(module: nn.Module, hidden: Tensor, compute: Callable[[Tensor], PhaseLoss]) -> PhaseLoss:
-    """``compute(hidden)`` run as ``module``'s forward, through ``module.__call__``.
+@contextmanager
+def forward_replaced(module: nn.Module, forward: Callable[..., Any]) -> Iterator[None]:
+    """``module.forward`` is ``forward`` inside the block; the module's own is restored after.
 
-    Wrappers that act on a module's calls then act on this one: FSDP2 (``fully_shard``)
-    unshards the module's parameters before it and reshards them after, and hooks the
-    backward to gather them again and reduce-scatter their gradients. The module's own
-    forward is restored afterwards."""
-
-    def forward(h: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        part = compute(h)
-        return part.loss, part.logs  # tensors FSDP's output hooks can see
-
+    Calling the module (or a wrapper of it: DDP, FSDP) then runs ``forward`` through
+    ``module.__call__``, so whatever acts on the module's calls acts on this one: DDP
+    prepares its gradient reduction, FSDP gathers the sharded parameters before and hooks
+    the backward to reduce-scatter their gradients."""
     own = module.__dict__.get("forward")
     module.forward = forward
     try:
-        loss, logs = module(hidden)
+        yield
     finally:
         if own is None:
             del module.forward
         else:
             module.forward = own
+
+
+def in_forward_of(module: nn.Module, hidden: Tensor, compute: Callable[[Tensor], PhaseLoss]) -> PhaseLoss:
+    """``compute(hidden)`` run as ``module``'s forward (see :func:`forward_replaced`): under
+    FSDP2 (``fully_shard``) the module's weight is gathered there."""
+
+    def forward(h: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        part = compute(h)
+        return part.loss, part.logs  # tensors FSDP's output hooks can see
+
+    with forward_replaced(module, forward):
+        loss, logs = module(hidden)
     return PhaseLoss(loss, logs)
+
+
+def refuse_unused_parameter_search(wrapper: nn.Module, logits: Any, fix: str) -> None:
+    """Refuse LinearLogits from a DDP model that searches for unused parameters.
+
+    That search runs when the forward returns and sees only the graph of its outputs, where
+    the output layer (used later, by the chunked loss) is absent: DDP reduces the layer's
+    gradient as unused, then fails in the backward ("marked ready twice")."""
+    if isinstance(logits, LinearLogits) and getattr(wrapper, "find_unused_parameters", False):
+        raise ValueError(
+            "LinearLogits under DistributedDataParallel(find_unused_parameters=True): DDP looks for unused "
+            "parameters when the forward returns, before the chunked loss uses the output layer, so it would "
+            f"reduce that layer's gradient twice. {fix}"
+        )
 
 
 def _refuse_sharded(weight: Tensor) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .objective import CotConfig, CotObjective, LossFn, Phase
+from .objective import CotConfig, CotObjective, LinearLogits, LossFn, Phase, refuse_unused_parameter_search
 from .rng import rng_state, set_rng_state
 from .stepper import CotStepper, check_clipping, clip_gradients, split_batch, split_optimizers
 
@@ -76,11 +76,16 @@ class CotStep:
         self._warned_eval = False
         self._stepper = CotStepper(
             self.objective,
-            lambda batch, phase: self.logits_and_target(self.model, batch),
+            self._logits_and_target_of,
             self._backward,
             self._step,
             check_finite,
         )
+
+    def _logits_and_target_of(self, batch: Any, phase: Phase) -> tuple[Tensor | LinearLogits, Tensor]:
+        logits, target = self.logits_and_target(self.model, batch)
+        refuse_unused_parameter_search(self.model, logits, "Wrap the model with find_unused_parameters=False.")
+        return logits, target
 
     def _backward(self, loss: Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
