@@ -318,7 +318,8 @@ class CotModule(pl.LightningModule):
         means = self._epoch_stats.compute(self.trainer.strategy)
         self._epoch_stats.reset()
         self._epoch_means = means
-        for name, value in means.items():
+        for name, tensor in means.items():
+            value = float(tensor)  # already summed over ranks: a float, so Lightning neither syncs nor warns
             forked = name if name == "train_acc" else f"{name}_epoch"
             self.log(forked, value, prog_bar=name in PROGRESS_BAR, on_step=False, on_epoch=True, batch_size=1)
             if forked != name:  # the plain name, for callbacks (ModelCheckpoint/EarlyStopping) as Lightning gives it
