@@ -102,6 +102,7 @@ def worker(strategy: str, method: str, head: str, steps: int, out: str) -> None:
     dist.all_gather_object(gathered, {"step_s": statistics.median(times), "peak_mib": peak, "params": parameters})
     if rank == 0:
         Path(out).write_text(json.dumps(gathered))
+    dist.barrier()  # no rank tears gloo down while another still uses it
     dist.destroy_process_group()
 
 

@@ -1,5 +1,6 @@
 """Run by tests/test_fsdp.py: COT through CotStep on a model sharded with FSDP2 (fully_shard),
-2 CPU processes on gloo, each with half of every global batch.
+2 CPU processes on gloo, each with half of every global batch; with ``ENGINE=ddp``, wrapped
+in DistributedDataParallel instead.
 
     python fsdp_cot.py OUT MODE OPTIMIZERS HEAD [CHECKPOINT_AT]
 
@@ -20,6 +21,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.fsdp import fully_shard
+from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, os.path.dirname(__file__))
 from complement.training import CotStep, LinearLogits
@@ -39,6 +41,9 @@ class TinyLM(nn.Module):
     def hidden(self, tokens):
         return self.body(self.embed(tokens))
 
+    def forward(self, tokens):
+        return self.hidden(tokens)
+
 
 def batches(world: int, rank: int):
     g = torch.Generator().manual_seed(1)
@@ -49,7 +54,10 @@ def batches(world: int, rank: int):
 
 def build(mode: str, optimizers: str, head: str, sharded: bool):
     model = TinyLM()
-    if sharded:
+    wrapped: nn.Module = model
+    if sharded and os.environ.get("ENGINE") == "ddp":
+        wrapped = DistributedDataParallel(model)
+    elif sharded:
         for layer in (model.embed, model.body, model.head):
             fully_shard(layer)
         fully_shard(model)
@@ -58,12 +66,13 @@ def build(mode: str, optimizers: str, head: str, sharded: bool):
 
     def logits_and_target(m, batch):
         tokens, target = batch
-        hidden = m.hidden(tokens)
+        hidden = m(tokens)  # through the wrapper: DDP and FSDP act on the call
         if head == "weight":  # the tensors, not the layer: refused under FSDP
-            return LinearLogits(hidden, m.head.weight, m.head.bias), target
-        return (LinearLogits(hidden, m.head) if head == "linear" else m.head(hidden)), target
+            return LinearLogits(hidden, model.head.weight, model.head.bias), target
+        return (LinearLogits(hidden, model.head) if head == "linear" else model.head(hidden)), target
 
-    return model, CotStep(model, opts if count == 2 else opts[0], mode=mode, logits_and_target=logits_and_target)
+    cot = CotStep(wrapped, opts if count == 2 else opts[0], mode=mode, logits_and_target=logits_and_target)
+    return model, cot
 
 
 def full_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -93,7 +102,12 @@ def main() -> None:
     if rank == 0:
         torch.save(parameters, out)
     if sharded:
+        dist.barrier()  # no rank tears gloo down while another still uses it
         dist.destroy_process_group()
+        # Now and then, under load, gloo's threads abort the interpreter's shutdown ("terminate called
+        # without an active exception", SIGABRT) after all the work is done; skip that shutdown.
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,11 @@ def main() -> None:
     }
     if trainer.args.process_index == 0:
         torch.save(parameters, out)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+        sys.stderr.flush()
+        os._exit(0)  # see fsdp_cot.py: gloo's threads may abort the interpreter's shutdown
 
 
 if __name__ == "__main__":

@@ -90,7 +90,10 @@ def main() -> None:
         parameters = full_parameters(module.lm)
     if rank == 0:
         torch.save({name: p.cpu() for name, p in parameters.items()}, out)
+    torch.distributed.barrier()  # no rank tears gloo down while another still uses it
     torch.distributed.destroy_process_group()
+    sys.stderr.flush()
+    os._exit(0)  # see fsdp_cot.py: gloo's threads may abort the interpreter's shutdown
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from test_fsdp import SCRIPT as FSDP_SCRIPT
 from test_fsdp import assert_same, run_torchrun
 from tiny import batches_of, make_data, make_model, make_optimizers, reference_loop
 
@@ -64,3 +65,11 @@ def test_hf_trainer_under_ddp_equals_one_process(tmp_path, mode, head, find_unus
 def test_hf_linear_logits_under_ddp_searching_unused_parameters_is_refused_with_the_fix(tmp_path):
     stderr = run_torchrun(HF_SCRIPT, tmp_path / "x.pt", "alternate", "linear", world=2, expect_failure=True)
     assert "find_unused_parameters=True" in stderr and "ddp_find_unused_parameters=False" in stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,optimizers,head", [("alternate", "separate", "linear"), ("joint", "shared", "logits")])
+def test_cot_step_under_torch_ddp_equals_one_process(tmp_path, mode, optimizers, head):
+    run_torchrun(FSDP_SCRIPT, tmp_path / "one.pt", mode, optimizers, head, world=1)
+    run_torchrun(FSDP_SCRIPT, tmp_path / "two.pt", mode, optimizers, head, world=2, env={"ENGINE": "ddp"})
+    assert_same(tmp_path / "two.pt", tmp_path / "one.pt")

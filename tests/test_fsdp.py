@@ -43,7 +43,7 @@ def run_torchrun(
 
 
 def _run(command: list[str], out: Path, expect_failure: bool, env: dict | None) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", **(env or {})}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=out.parent)
     assert (result.returncode != 0) == expect_failure, result.stderr[-4000:]
     return result.stderr
