@@ -1,8 +1,9 @@
-"""Write the ``gpu_check`` section of docs/benchmarks.md from pytest's JUnit XML.
+"""Write a section of docs/benchmarks.md (``gpu_check`` by default) from pytest's JUnit XML.
 
-Called by ``scripts/gpu_check.sh``::
+Called by ``scripts/gpu_check.sh`` and ``scripts/multi_gpu_check.sh``::
 
     python benchmarks/gpu_check_report.py cuda.xml TESTS_STATUS BENCH_STATUS "COMMAND" [--device NAME]
+        [--section NAME --title TITLE]
 """
 
 from __future__ import annotations
@@ -32,10 +33,18 @@ def outcomes(junit_xml: Path) -> list[tuple[str, str, float]]:
     return rows
 
 
-def section(rows, tests_status: int, bench_status: int, command: str, device: str, torch_version: str) -> str:
+def section(
+    rows,
+    tests_status: int,
+    bench_status: int,
+    command: str,
+    device: str,
+    torch_version: str,
+    title: str = "GPU check: the cuda-marked tests",
+) -> str:
     counts = {kind: sum(1 for _, outcome, _ in rows if outcome == kind) for kind in ("passed", "FAILED", "skipped")}
     return "\n".join([
-        "## GPU check: the cuda-marked tests",
+        f"## {title}",
         "",
         f"Command: `{command.strip()}` on {date.today()}. Device: {device}; torch {torch_version}. "
         f"{counts['passed']} passed, {counts['FAILED']} failed, {counts['skipped']} skipped "
@@ -53,16 +62,17 @@ def main() -> None:
     parser.add_argument("tests_status", type=int)
     parser.add_argument("bench_status", type=int)
     parser.add_argument("command")
-    parser.add_argument("--device", help="default: torch.cuda.get_device_name()")
+    parser.add_argument("--device", help="default: torch.cuda.get_device_name() x the device count")
+    parser.add_argument("--section", default="gpu_check")
+    parser.add_argument("--title", default="GPU check: the cuda-marked tests")
     args = parser.parse_args()
     import torch
 
-    device = args.device or torch.cuda.get_device_name()
+    device = args.device or f"{torch.cuda.device_count()} x {torch.cuda.get_device_name()}"
     rows = outcomes(args.junit_xml)
-    write_section(
-        "gpu_check", section(rows, args.tests_status, args.bench_status, args.command, device, torch.__version__)
-    )
-    print(f"wrote docs/benchmarks.md (section 'gpu_check'): {len(rows)} tests")
+    body = section(rows, args.tests_status, args.bench_status, args.command, device, torch.__version__, args.title)
+    write_section(args.section, body)
+    print(f"wrote docs/benchmarks.md (section {args.section!r}): {len(rows)} tests")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,14 @@ def test_gpu_check_refuses_without_a_gpu_and_writes_nothing():
     assert (ROOT / "docs" / "benchmarks.md").read_text() == docs
 
 
+@pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="checks the refusal on a machine without 2 GPUs")
+def test_multi_gpu_check_refuses_without_two_gpus_and_writes_nothing():
+    docs = (ROOT / "docs" / "benchmarks.md").read_text()
+    result = subprocess.run([str(ROOT / "scripts" / "multi_gpu_check.sh")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "needs 2 or more NVIDIA GPUs" in result.stderr
+    assert (ROOT / "docs" / "benchmarks.md").read_text() == docs
+
+
 def test_report_section_from_pytest_junit_xml(tmp_path, monkeypatch):
     import _common
     import gpu_check_report
@@ -51,3 +59,9 @@ def test_report_section_from_pytest_junit_xml(tmp_path, monkeypatch):
     text = docs.read_text()
     assert "kept" in text and "<!-- BEGIN gpu_check -->" in text
     assert "Device: H1" in text and "1 passed, 1 failed, 1 skipped (pytest exit status 1" in text
+    # the multi-GPU script's section, beside it
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--section", "multi_gpu_check", "--title", "Multi-GPU check"])
+    gpu_check_report.main()
+    text = docs.read_text()
+    assert "<!-- BEGIN gpu_check -->" in text and "<!-- BEGIN multi_gpu_check -->" in text
+    assert "## Multi-GPU check" in text
