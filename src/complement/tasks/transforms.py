@@ -53,6 +53,42 @@ class RandomShift:
         return f"RandomShift(pad={self.pad})"
 
 
+class RandomCrop:
+    """Pad by ``pad`` pixels of a constant ``fill`` and crop back to the input size at a random offset.
+
+    torchvision's ``RandomCrop(size, padding=pad)`` (fill 0), the CIFAR augmentation of the
+    ResNet papers and of the COT authors' code. It differs from :class:`RandomShift` only in
+    the padding: constant, not the replicated border. ``fill`` is one number or one value per
+    channel: on normalized images, ``-mean / std`` pads with the black that torchvision
+    pads raw pixels with. Each of the ``(2 * pad + 1) ** 2`` offsets is equally likely.
+    """
+
+    def __init__(self, pad: int, fill: float | Sequence[float] | Tensor = 0.0):
+        self.pad = int(pad)
+        if self.pad < 0:
+            raise ValueError(f"pad must be >= 0; got {pad}")
+        fill_tensor = torch.as_tensor(fill, dtype=torch.float32).detach().clone()
+        if fill_tensor.dim() > 1:
+            raise ValueError(f"fill must be a number or one value per channel; got shape {tuple(fill_tensor.shape)}")
+        self.fill = fill_tensor
+
+    def __call__(self, image: Tensor) -> Tensor:
+        if self.pad == 0:
+            return image
+        pad = self.pad
+        h, w = image.shape[-2:]
+        padded = image.new_empty((*image.shape[:-2], h + 2 * pad, w + 2 * pad))
+        padded[...] = self.fill.to(image.dtype).reshape(-1, 1, 1) if self.fill.dim() else self.fill.item()
+        padded[..., pad : pad + h, pad : pad + w] = image
+        dy, dx = torch.randint(0, 2 * pad + 1, (2,)).tolist()
+        return padded[..., dy : dy + h, dx : dx + w]
+
+    def __repr__(self) -> str:
+        fill = self.fill.tolist()
+        fill_text = f"{fill:g}" if isinstance(fill, float) else "[" + ", ".join(f"{v:.4g}" for v in fill) + "]"
+        return f"RandomCrop(pad={self.pad}, fill={fill_text})"
+
+
 class RandomHorizontalFlip:
     """Mirror left-right with probability ``p`` (not for digits: a mirrored 3 is no digit)."""
 

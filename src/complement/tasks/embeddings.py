@@ -1,0 +1,167 @@
+"""The data cache directory, and the on-disk cache of frozen-encoder sentence embeddings.
+
+:func:`cache_dir` is where downloaded data and everything derived from it is kept:
+``$COMPLEMENT_DATA`` if set, else ``$XDG_CACHE_HOME/complement``, else
+``~/.cache/complement``. ``scripts/setup.sh`` asks this function, so there is one rule.
+
+:func:`cached_embeddings` turns texts into ``(N, D)`` vectors with a frozen encoder, once:
+:class:`MeanPoolEncoder` runs a pretrained HF encoder (the packaged MiniLM-L6 by default)
+under ``torch.inference_mode`` in batches, longest texts first, and averages the last
+hidden state over the attention mask (the pooling of MiniLM's sentence-transformers config,
+without its final L2 normalization: the heads standardize their inputs anyway). Progress
+goes to stderr, since a large corpus takes minutes.
+
+Cache files are ``<cache_dir>/embeddings/<part>-<key>.npz``. The key is a SHA-256 of the
+model path, the name, size and modification time of every file of the model folder,
+``max_length``, the pooling and every text, so a changed model, length or text gets a new
+file and a stale one is never read. The files hold plain arrays (the vectors and their key)
+and are read with ``allow_pickle=False``; they are written whole or not at all.
+The frozen-encoder text tasks are built in :mod:`complement.tasks.reviews`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from complement._atomic import atomic_path
+
+from .pretrained import load_tokenizer, quiet_transformers
+
+CACHE_FORMAT = 1  # bump when the pooling or the file layout changes: old files then stop matching
+EMBED_BATCH = 32  # texts per encoder call: sorted by length they pad little; 16, 32 and 64 ran as fast here
+
+Encoder = Callable[[Sequence[str]], Tensor]
+
+
+def cache_dir() -> Path:
+    """The data cache: ``$COMPLEMENT_DATA``, else ``$XDG_CACHE_HOME/complement``, else ``~/.cache/complement``."""
+    # an empty variable counts as unset, as in the XDG spec and in bash's ${VAR:-default}
+    if os.environ.get("COMPLEMENT_DATA"):
+        return Path(os.environ["COMPLEMENT_DATA"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return Path(base).expanduser() / "complement"
+
+
+def model_identity(model_path: str) -> list[Any]:
+    """What identifies a model's files: name, size and mtime of each file of a local folder, else the hub name."""
+    folder = Path(model_path)
+    if not folder.is_dir():
+        return [model_path]
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            found.append([path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns])
+    return found
+
+
+def cache_key(texts: Sequence[str], model_path: str, max_length: int) -> str:
+    """SHA-256 over the model's identity, ``max_length``, the pooling and every text (length-prefixed)."""
+    folder = Path(model_path)
+    header = {
+        "format": CACHE_FORMAT,
+        "pooling": "mean over attention mask, last hidden state",
+        "model_path": str(folder.resolve()) if folder.is_dir() else model_path,
+        "model_files": model_identity(model_path),
+        "max_length": int(max_length),
+        "texts": len(texts),
+    }
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    for text in texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))  # the prefix keeps ["ab", "c"] apart from ["a", "bc"]
+        digest.update(data)
+    return digest.hexdigest()
+
+
+class MeanPoolEncoder:
+    """A frozen HF encoder: texts -> ``(N, D)`` float32 means of the last hidden state over the attention mask."""
+
+    def __init__(self, model_path: str, max_length: int, batch_size: int = EMBED_BATCH):
+        self.model_path, self.max_length, self.batch_size = model_path, int(max_length), int(batch_size)
+
+    def __call__(self, texts: Sequence[str]) -> Tensor:
+        from transformers import AutoModel
+
+        tokenizer = load_tokenizer(self.model_path)
+        with quiet_transformers():
+            model = AutoModel.from_pretrained(self.model_path).eval()
+        # longest first, so each batch pads little and the progress estimate errs on the long side
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = torch.empty(len(texts), model.config.hidden_size)
+        start = last = time.monotonic()
+        with torch.inference_mode():
+            for first in range(0, len(order), self.batch_size):
+                index = order[first : first + self.batch_size]
+                batch = tokenizer(
+                    [texts[i] for i in index],
+                    truncation=True,
+                    max_length=self.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                )
+                hidden = model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                out[index] = ((hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)).float()
+                done, now = first + len(index), time.monotonic()
+                if now - last > 10 or done == len(order):
+                    last = now
+                    left = (now - start) / done * (len(order) - done)
+                    print(
+                        f"  embedded {done:,}/{len(order):,} texts, {now - start:.0f} s, about {left:.0f} s left",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        return out
+
+
+def cached_embeddings(
+    texts: Sequence[str],
+    *,
+    model_path: str,
+    max_length: int,
+    part: str,
+    encoder: Encoder | None = None,
+    directory: str | Path | None = None,
+) -> tuple[Tensor, Path]:
+    """``(N, D)`` embeddings of ``texts`` and their cache file: read when present, else computed once and written.
+
+    ``encoder`` defaults to :class:`MeanPoolEncoder`; ``directory`` to :func:`cache_dir`.
+    """
+    if not texts:
+        raise ValueError(f"{part}: no texts to embed")
+    key = cache_key(texts, model_path, max_length)
+    path = Path(directory if directory is not None else cache_dir()) / "embeddings" / f"{part}-{key[:20]}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as stored:
+            vectors, stored_key = stored["embeddings"], str(stored["key"])
+        if stored_key != key or vectors.ndim != 2 or len(vectors) != len(texts):
+            raise ValueError(
+                f"embedding cache {path} does not match its texts (key {stored_key[:20]}, shape {vectors.shape}); "
+                "delete it and build the task again to recompute it"
+            )
+        return torch.from_numpy(vectors), path
+    print(
+        f"{part}: embedding {len(texts):,} texts once with {model_path} (max_length {max_length}); "
+        f"cached in {path.parent}",
+        file=sys.stderr,
+        flush=True,
+    )
+    encode = encoder if encoder is not None else MeanPoolEncoder(model_path, max_length)
+    vectors = encode(texts).detach().float().cpu().contiguous().numpy()
+    if vectors.ndim != 2 or len(vectors) != len(texts):
+        raise ValueError(f"the encoder returned shape {vectors.shape} for {len(texts)} texts; expected (N, D)")
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        np.savez(file, embeddings=vectors, key=np.array(key))
+    return torch.from_numpy(vectors), path

