@@ -7,7 +7,11 @@ Part 1, threads. For each built-in task (trainable parameters from 0.01M to 22M)
 ``--threads <all cores>``, the two arms alternating, and reports the median training +
 prediction time (``wall_time_s`` of the run's record) and the process's whole wall time.
 The ratio all-cores / one-thread tells on which side of the crossover a model lies;
-:data:`complement.runs.threads.AUTO_ONE_THREAD_BELOW` is set from it.
+:mod:`complement.runs.threads` sets its ``auto`` policy from it.
+
+Part 1 runs twice: on the quiet machine, and with one core kept busy by a spinning process
+(what a second job, a test suite or a browser does to a shared machine). OpenMP's threads
+wait for each other at every op, so one descheduled thread stalls them all.
 
 Part 2, jobs. ``complement compare`` over 4 seeds of ``ce`` and ``cot`` on small tasks,
 as (jobs 1, threads all), (jobs 1, threads 1) and (jobs <cores>, threads 1); whole wall
@@ -19,6 +23,7 @@ Writes the ``threads`` section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -65,6 +70,20 @@ def trainable_parameters(task_name: str, options: dict) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
+@contextlib.contextmanager
+def busy_core(busy: bool):
+    """A process that spins one core for the duration (nothing when ``busy`` is false)."""
+    if not busy:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def run(args: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run([*CLI, *args, "--progress", "false"], check=True, capture_output=True, cwd=ROOT)
@@ -105,15 +124,19 @@ def main() -> None:
     for label in filter(None, args.tasks.split(",")):
         task_name, options, epochs = FIT_CASES[label]
         params = trainable_parameters(task_name, options)
-        times: dict[int, list[tuple[float, float]]] = {1: [], cores: []}
-        for _ in range(args.reps):
-            for threads, arm_times in times.items():
-                arm_times.append(fit_once(task_name, options, epochs, threads))
-        one, many = (statistics.median(t for t, _ in times[n]) for n in (1, cores))
-        one_whole, many_whole = (statistics.median(w for _, w in times[n]) for n in (1, cores))
-        fit_rows.append((task_name, options, epochs, params, one, many, one_whole, many_whole))
-        print(f"{label}: {params:,} params, fit {one:.1f} s (1 thread) vs {many:.1f} s ({cores}); "
-              f"ratio {many / one:.2f}", flush=True)  # fmt: skip
+        row: list = [task_name, options, epochs, params]
+        for busy in (False, True):
+            times: dict[int, list[tuple[float, float]]] = {1: [], cores: []}
+            with busy_core(busy):
+                for _ in range(args.reps):
+                    for threads, arm_times in times.items():
+                        arm_times.append(fit_once(task_name, options, epochs, threads))
+            one, many = (statistics.median(t for t, _ in times[n]) for n in (1, cores))
+            one_whole, many_whole = (statistics.median(w for _, w in times[n]) for n in (1, cores))
+            row += [one, many, one_whole, many_whole]
+            print(f"{label}{' (one core busy)' if busy else ''}: {params:,} params, fit {one:.1f} s (1 thread) vs "
+                  f"{many:.1f} s ({cores}); ratio {many / one:.2f}", flush=True)  # fmt: skip
+        fit_rows.append(tuple(row))
 
     job_rows = []
     arms = [(1, cores), (1, 1), (cores, 1)]
@@ -135,19 +158,23 @@ def main() -> None:
         "",
         "**Threads.** One `complement fit --method ce` run per arm. *fit* is the run's `wall_time_s` "
         "(training, testing, prediction); *process* adds interpreter start, imports and data loading. "
-        f"Ratio > 1: one thread is faster. The `auto` policy uses one thread below "
-        f"{AUTO_ONE_THREAD_BELOW:,} trainable parameters.",
+        "*Busy*: the same with one core kept busy by a spinning process. "
+        "Ratio > 1: one thread is faster. The `auto` policy (src/complement/runs/threads.py) gives a run the "
+        f"cores idle when it starts, and one thread to models under {AUTO_ONE_THREAD_BELOW:,} trainable "
+        "parameters.",
         "",
-        f"| task (options, epochs) | trainable params | fit, 1 thread (s) | fit, {cores} threads (s) "
-        f"| {cores} threads / 1 thread | process, 1 / {cores} threads (s) | auto picks |",
-        "|---|---|---|---|---|---|---|",
+        f"| task (options, epochs) | trainable params | quiet: fit, 1 / {cores} threads (s) "
+        f"| quiet: {cores} threads / 1 | quiet: process, 1 / {cores} threads (s) "
+        f"| busy: fit, 1 / {cores} threads (s) | busy: {cores} threads / 1 | auto picks |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     fit_rows.sort(key=lambda row: row[3])
-    for task_name, options, epochs, params, one, many, one_whole, many_whole in fit_rows:
+    for task_name, options, epochs, params, one, many, one_whole, many_whole, b_one, b_many, *_ in fit_rows:
         shown = f"`{task_name}` {json.dumps(options) if options else ''} {epochs} ep".replace("  ", " ")
-        auto = 1 if params < AUTO_ONE_THREAD_BELOW else cores
-        lines.append(f"| {shown} | {params:,} | {one:.1f} | {many:.1f} | {many / one:.2f} "
-                     f"| {one_whole:.1f} / {many_whole:.1f} | {auto} |")  # fmt: skip
+        auto = "1" if params < AUTO_ONE_THREAD_BELOW else f"{cores} quiet, 1 busy"
+        lines.append(f"| {shown} | {params:,} | {one:.1f} / {many:.1f} | {many / one:.2f} "
+                     f"| {one_whole:.1f} / {many_whole:.1f} | {b_one:.1f} / {b_many:.1f} | {b_many / b_one:.2f} "
+                     f"| {auto} |")  # fmt: skip
     if job_rows:
         lines += [
             "",

@@ -265,18 +265,64 @@ def test_bad_lr_schedules_are_refused_before_anything_is_made(blobs, tmp_path, o
     assert not (tmp_path / "out").exists()
 
 
-def test_thread_policy_by_model_size_and_its_record(blobs, tmp_path):
+def test_thread_policy_by_model_size_and_idle_cores():
     from torch import nn
 
     from complement.runs.threads import AUTO_ONE_THREAD_BELOW, available_cores, resolve_threads
 
-    assert resolve_threads("auto", nn.Linear(10, 10)) == 1
-    big = nn.Linear(AUTO_ONE_THREAD_BELOW, 1)
-    assert resolve_threads("auto", big) == available_cores()
-    assert resolve_threads("auto", big, jobs=available_cores()) == 1 and resolve_threads(3, big) == 3
-    main([*FIT, "--train.max_epochs", "1", "--threads", "1", "--out", str(tmp_path)])
-    saved = json.loads((one_run(tmp_path) / "config.json").read_text())
-    assert saved["threads"] == 1 and saved["threads_used"] == 1
+    cores = available_cores()
+    small, big = nn.Linear(10, 10), nn.Linear(AUTO_ONE_THREAD_BELOW, 1)
+    assert resolve_threads("auto", small, idle=float(cores)) == 1  # small: one thread even on a quiet machine
+    assert resolve_threads("auto", big, idle=float(cores)) == cores
+    assert resolve_threads("auto", big, idle=cores - 1.0) == max(1, cores - 1)  # a busy core is left out
+    assert resolve_threads("auto", big, idle=0.3) == 1  # at least one
+    assert resolve_threads("auto", big, jobs=cores, idle=float(cores)) == 1
+    assert resolve_threads(3, big, idle=0.0) == 3  # a count is taken as given
+    assert 1 <= resolve_threads("auto", big) <= cores  # measured
+
+
+def test_idle_cores_from_proc_stat(monkeypatch, tmp_path):
+    from complement.runs import threads
+
+    mine = sorted(os.sched_getaffinity(0))
+    busy = set(mine[: len(mine) // 2])  # these spend the sample busy, the others idle
+
+    def stat(ticks: int) -> str:
+        lines = ["cpu  0 0 0 0 0 0 0 0 0 0"]
+        for cpu in range(max(mine) + 1):
+            user, idle = (ticks, 5) if cpu in busy else (5, ticks)
+            lines.append(f"cpu{cpu} {user} 0 3 {idle} 1 0 0 0 0 0")
+        return "\n".join(lines + ["intr 1 2 3"]) + "\n"
+
+    fake = tmp_path / "stat"
+    fake.write_text(stat(100))
+    monkeypatch.setattr(threads, "PROC_STAT", fake)
+    monkeypatch.setattr(threads.time, "sleep", lambda s: fake.write_text(stat(300)))
+    assert threads.idle_cores() == pytest.approx(len(mine) - len(busy))
+    monkeypatch.setattr(threads, "PROC_STAT", tmp_path / "absent")
+    assert threads.idle_cores() is None  # not Linux: auto gives every core
+    assert threads.resolve_threads("auto", torch.nn.Linear(threads.AUTO_ONE_THREAD_BELOW, 1)) == len(mine)
+
+
+def test_thread_count_is_recorded_and_kept_on_resume(blobs, tmp_path, monkeypatch):
+    from complement.runs import fit
+
+    before = torch.get_num_threads()
+    try:
+        main([*FIT, "--train.max_epochs", "1", "--threads", "1", "--out", str(tmp_path)])
+        saved = json.loads((one_run(tmp_path) / "config.json").read_text())
+        assert saved["threads"] == 1 and saved["threads_used"] == 1
+        monkeypatch.setattr(fit, "resolve_threads", lambda *args, **kwargs: 2)  # as if the machine were quiet
+        main([*FIT, "--train.max_epochs", "1", "--out", str(tmp_path / "auto")])
+        run_dir = one_run(tmp_path / "auto")
+        assert json.loads((run_dir / "config.json").read_text())["threads_used"] == 2
+        monkeypatch.setattr(fit, "resolve_threads", lambda *args, **kwargs: 1)  # busier now: resume keeps 2
+        main(["fit", "--resume", str(run_dir), "--train.max_epochs", "2", "--progress", "false", "--debug"])
+        assert json.loads((run_dir / "config.json").read_text())["threads_used"] == 2
+        main(["fit", "--resume", str(run_dir), "--train.max_epochs", "3", "--threads", "1", "--progress", "false"])
+        assert json.loads((run_dir / "config.json").read_text())["threads_used"] == 1  # a count overrides
+    finally:
+        torch.set_num_threads(before)
     with pytest.raises(ValueError, match="threads must be 'auto' or an integer >= 1; got 0"):
         main([*FIT, "--threads", "0", "--out", str(tmp_path / "bad")])
     with pytest.raises(ValueError, match="jobs must be an integer >= 1"):

@@ -32,7 +32,7 @@ from jsonargparse import CLI
 
 from ._atomic import write_json
 from .runs.config import RESUME_CHANGES, ResolvedTrainConfig, TrainConfig, resumed
-from .runs.files import RunSpec, check_output_directory, load_run_record, load_spec, new_run_dir, save_spec
+from .runs.files import CONFIG_FILE, RunSpec, check_output_directory, load_run_record, load_spec, new_run_dir, save_spec
 from .runs.methods import METHODS, get_method
 from .runs.status import read_status
 from .runs.threads import check_threads
@@ -113,8 +113,9 @@ def fit(
             seed and settings are kept; ``--train.max_epochs`` (to train longer) and
             ``--train.checkpoint_every_n_steps`` may change.
         progress: show Lightning's progress bars.
-        threads: CPU threads for torch: ``auto`` (one for small models, all cores for large ones; see
-            docs/benchmarks.md) or a count. Recorded in the run's config.json.
+        threads: CPU threads for torch: ``auto`` (the cores idle at the start, one for models under
+            50,000 parameters; see docs/benchmarks.md, "Threads") or a count. Recorded in the run's
+            config.json; a run resumed with ``auto`` keeps its count.
     """
     _quiet()
     check_threads(threads)
@@ -129,7 +130,7 @@ def fit(
         )
         _refuse_if_running(run_dir)
         spec = RunSpec(spec.task, spec.method, spec.seed, resumed(spec.train, train, tuple(RESUME_CHANGES), "a run"),
-                       spec.task_options, threads)  # fmt: skip
+                       spec.task_options, threads, spec.threads_used if threads == "auto" else None)  # fmt: skip
         built = _build_task(spec.task, spec.task_options, spec.seed)
         save_spec(run_dir, spec)
     else:
@@ -293,7 +294,10 @@ def _train_one(plan: Plan, name: str, seed: int, resume: bool, progress: bool = 
     from .runs.fit import fit_run  # Lightning is imported only to train
 
     run_dir = plan.compare_dir / f"{name}-seed{seed}"
-    spec = RunSpec(plan.task, name, seed, plan.config, dict(plan.task_options), plan.threads)
+    # a resumed run keeps the thread count it started with under `auto` (runs/threads.py)
+    started = load_spec(run_dir).threads_used if resume and (run_dir / CONFIG_FILE).exists() else None
+    spec = RunSpec(plan.task, name, seed, plan.config, dict(plan.task_options), plan.threads,
+                   started if plan.threads == "auto" else None)  # fmt: skip
     run_dir.mkdir(exist_ok=True)
     save_spec(run_dir, spec)
     built = _build_task(plan.task, plan.task_options, seed)

@@ -225,7 +225,10 @@ def _train_and_predict(
     config = spec.train
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     module = TaskModule(task.build_model(), task.num_classes, task.ignore_index, method, config)
-    threads = resolve_threads(spec.threads, module, jobs)
+    if resume and spec.threads == "auto" and spec.threads_used is not None:
+        threads = spec.threads_used  # the count it started with: another would change the last bits
+    else:
+        threads = resolve_threads(spec.threads, module, jobs)
     torch.set_num_threads(threads)
     save_spec(run_dir, dataclasses.replace(spec, threads_used=threads))
     train = resumable_loader(task.train, config.batch_size, seed=spec.seed, collate_fn=task.collate_fn)
