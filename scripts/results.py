@@ -1,98 +1,242 @@
-"""Run `complement compare` on every task and collect the reports into docs/results.md.
+"""Run `complement compare` for every experiment and collect the reports into docs/results.md.
 
-    python scripts/results.py                 # all tasks (about 1.5-2 hours on 2 CPU cores:
-                                              # ner ~40 min, tweets ~30, tweets_lm ~25)
-    python scripts/results.py mnist digits    # some tasks; the others keep their last results
-    python scripts/results.py --collect-only  # only rebuild docs/results.md from finished comparisons
+    python scripts/results.py                      # every experiment, in order (hours on 2 CPU cores)
+    python scripts/results.py mnist fashion_mnist  # some experiments; the others keep their last results
+    python scripts/results.py --list               # the experiments, their seeds and commands
+    python scripts/results.py --collect-only       # only rebuild docs/results.md from finished comparisons
 
-Each comparison writes runs/results/compare-<task>-<time>/ (report.md, figures, runs).
-docs/results.md is rebuilt from the newest complete comparison of each task.
+Each experiment writes runs/results/<experiment>/compare-<task>-<time>/ (report.md, records.json,
+figures, runs). Safe to kill: run it again and an unfinished comparison is finished with
+`complement compare --resume` (each run resumes from its last checkpoint); a finished one is
+kept (`--rerun` starts it afresh). docs/results.md is rebuilt from the newest finished
+comparison of each experiment: a summary table of paired differences at the top, then each
+experiment's tables.
 """
 
 from __future__ import annotations
 
-import re
+import argparse
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from complement.report.records import load_records
+from complement.report.statistics import PairedComparison, format_difference, paired_comparisons
+from complement.report.tables import Stat, by_method
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "results"
 DOC = ROOT / "docs" / "results.md"
 FIGURES = ROOT / "docs" / "figures"
-SEEDS = 5
-BASE = ["ce", "cot", "ce_2x"]
+BASE = "[ce, cot, ce_2x]"
+MLP = "{model: mlp, width: 256}"
+# SGD with momentum 0.9 (the authors' kind of recipe) and the paper's step schedule at 1/2 and 3/4 of the epochs
+SGD_MNIST = ["--train.optimizer", "sgd", "--train.lr", "0.05", "--train.weight_decay", "1e-4",
+             "--train.lr_schedule", "step", "--train.lr_milestones", "[8, 11]"]  # fmt: skip
+SGD_FASHION = ["--train.optimizer", "sgd", "--train.lr", "0.05", "--train.weight_decay", "1e-4",
+               "--train.lr_schedule", "step", "--train.lr_milestones", "[4, 6]"]  # fmt: skip
+SEPARATE = ["--train.cot_optimizers", "separate"]
 
-# task -> extra compare arguments (CPU-sized settings; the command is recorded with each table)
-EXPERIMENTS: dict[str, list[str]] = {
-    "mnist": [
-        "--task",
-        "mnist",
-        "--task_options",
-        "{model: mlp, width: 256}",
-        "--methods",
-        "[ce, cot, ce_2x, cot_joint, gce]",
-    ],
-    "mnist_noisy": ["--task", "mnist_noisy", "--task_options", "{model: mlp, width: 256}"],
-    "mnist_longtail": ["--task", "mnist_longtail", "--task_options", "{model: mlp, width: 256}"],
-    "mnist_fewshot": ["--task", "mnist_fewshot", "--task_options", "{model: mlp, width: 256}"],
-    "digits": ["--task", "digits"],
-    "tweets_lm": ["--task", "tweets_lm", "--train.max_epochs", "3"],
-    "tweets": ["--task", "tweets", "--task_options", "{train_size: 800, max_length: 48}", "--train.max_epochs", "2"],
-    "ner": ["--task", "ner", "--task_options", "{train_size: 600}", "--train.max_epochs", "3"],
+
+@dataclass(frozen=True)
+class Experiment:
+    title: str  # the row of the summary table
+    args: tuple[str, ...]  # compare arguments after `--task`
+    seeds: int = 10
+    methods: str = BASE
+    jobs: int = 2  # small models: one process per core at one thread each (docs/benchmarks.md, "Threads")
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "mnist": Experiment(
+        "MNIST-5k, MLP, Adam, one optimizer",
+        ("mnist", "--task_options", MLP),
+        methods="[ce, cot, ce_2x, cot_joint, gce, gen_ce, mae]",
+    ),
+    "mnist_separate": Experiment("MNIST-5k, MLP, Adam, two optimizers", ("mnist", "--task_options", MLP, *SEPARATE)),
+    "mnist_sgd": Experiment("MNIST-5k, MLP, SGD, one optimizer", ("mnist", "--task_options", MLP, *SGD_MNIST)),
+    "mnist_sgd_separate": Experiment(
+        "MNIST-5k, MLP, SGD, two optimizers", ("mnist", "--task_options", MLP, *SGD_MNIST, *SEPARATE)
+    ),
+    "fashion_mnist": Experiment("Fashion-MNIST, MLP, Adam, one optimizer", ("fashion_mnist",)),
+    "fashion_mnist_separate": Experiment("Fashion-MNIST, MLP, Adam, two optimizers", ("fashion_mnist", *SEPARATE)),
+    "fashion_mnist_sgd": Experiment("Fashion-MNIST, MLP, SGD, one optimizer", ("fashion_mnist", *SGD_FASHION)),
+    "fashion_mnist_sgd_separate": Experiment(
+        "Fashion-MNIST, MLP, SGD, two optimizers", ("fashion_mnist", *SGD_FASHION, *SEPARATE)
+    ),
+    "mnist_noisy": Experiment("MNIST, 40% label noise", ("mnist_noisy", "--task_options", MLP)),
+    "mnist_longtail": Experiment("MNIST, long tail", ("mnist_longtail", "--task_options", MLP)),
+    "mnist_fewshot": Experiment("MNIST, few-shot", ("mnist_fewshot", "--task_options", MLP)),
+    "digits": Experiment("digits (8×8)", ("digits",)),
+    "movie_reviews_frozen": Experiment("movie reviews, frozen MiniLM + MLP", ("movie_reviews_frozen",)),
+    "bbc_news_frozen": Experiment("BBC News, frozen MiniLM + MLP", ("bbc_news_frozen",)),
+    # MiniLM fine-tuning: minutes a run, so fewer seeds, one process using both cores
+    "tweets": Experiment(
+        "tweets sentiment, MiniLM fine-tuned",
+        ("tweets", "--task_options", "{train_size: 800, max_length: 48}", "--train.max_epochs", "2"),
+        seeds=5,
+        jobs=1,
+    ),
+    "bbc_news": Experiment("BBC News, MiniLM fine-tuned", ("bbc_news",), seeds=5, jobs=1),
+    "movie_reviews": Experiment("movie reviews, MiniLM fine-tuned", ("movie_reviews",), seeds=3, jobs=1),
+    "ner": Experiment(
+        "Twitter NER, MiniLM (token accuracy)",
+        ("ner", "--task_options", "{train_size: 600}", "--train.max_epochs", "3"),
+        seeds=5,
+        jobs=1,
+    ),
+    "tweets_lm": Experiment("next-token, tiny transformer", ("tweets_lm", "--train.max_epochs", "3"), seeds=5),
 }
 
 
-def command_for(task: str) -> list[str]:
-    args = EXPERIMENTS[task]
-    if "--methods" not in args:
-        args = args + ["--methods", "[" + ", ".join(BASE) + "]"]
-    return ["complement", "compare", *args, "--seeds", str(SEEDS), "--out", str(OUT), "--progress", "false"]
+def command_for(name: str) -> list[str]:
+    e = EXPERIMENTS[name]
+    return ["complement", "compare", "--task", *e.args, "--methods", e.methods, "--seeds", str(e.seeds),
+            "--jobs", str(e.jobs), "--out", str(OUT / name), "--progress", "false"]  # fmt: skip
 
 
-def newest_report(task: str) -> Path | None:
-    reports = sorted(OUT.glob(f"compare-{task}-2*/report.md"))
-    return reports[-1] if reports else None
+def comparisons_of(name: str) -> list[Path]:
+    return sorted((OUT / name).glob("compare-*-2*"))
 
 
-def section(task: str, report: Path) -> str:
-    text = report.read_text()
-    command = re.search(r"```bash\n(.*?)\n```", text, re.S).group(1)
+def newest_finished(name: str) -> Path | None:
+    finished = [d for d in comparisons_of(name) if (d / "report.md").exists()]
+    return finished[-1] if finished else None
+
+
+def run_experiment(name: str, rerun: bool) -> None:
+    venv_bin = Path(sys.executable).parent
+    started = comparisons_of(name)
+    if started and not rerun and (started[-1] / "report.md").exists():
+        print(f"{name}: finished in {started[-1].name}; kept (--rerun to run it again)", flush=True)
+        return
+    if started and not rerun:
+        cmd = ["complement", "compare", "--resume", str(started[-1]), "--progress", "false"]
+    else:
+        cmd = command_for(name)
+    print("$", " ".join(shlex.quote(c) for c in cmd), flush=True)
+    subprocess.run([str(venv_bin / cmd[0]), *cmd[1:]], check=True, cwd=ROOT)
+
+
+def _cell(c: PairedComparison | None) -> str:
+    if c is None or c.interval is None:
+        return "-"
+    low, high = c.interval
+    metric = c.metric
+    verdict = {"better": "**better**", "worse": "**worse**"}.get(c.verdict, "n.s.")
+    return (
+        f"{format_difference(c.mean, metric)} [{format_difference(low, metric)}, {format_difference(high, metric)}] "
+        f"{verdict}"
+    )
+
+
+def _reading(found: dict[tuple[str, str], PairedComparison]) -> str:
+    """One plain sentence from the verdicts of COT's paired comparisons."""
+
+    def verdict(baseline: str, metric: str) -> str:
+        c = found.get((baseline, metric))
+        return "missing" if c is None else c.verdict
+
+    acc_ce, acc_2x = verdict("ce", "test_acc"), verdict("ce_2x", "test_acc")
+    nll_2x = verdict("ce_2x", "test_nll")
+    if acc_2x == "better":
+        accuracy = "more accurate than CE with the same passes"
+    elif acc_2x == "worse":
+        accuracy = "less accurate than CE with the same passes"
+    elif acc_ce == "better":
+        accuracy = "more accurate than CE, not separable from CE with the same passes"
+    elif acc_ce == "worse":
+        accuracy = "less accurate than CE"
+    else:
+        accuracy = "accuracy not separable from CE"
+    likelihood = {"better": "; better NLL than equal-compute CE", "worse": "; worse NLL than equal-compute CE"}
+    return accuracy + likelihood.get(nll_2x, "")
+
+
+def summary_row(name: str, folder: Path) -> str:
+    records = load_records(folder / "records.json")
+    groups = by_method(records)
+    accuracy = {m: Stat.of(r.test["test_acc"] * 100 for r in groups[m]).format(1) for m in ("cot", "ce", "ce_2x")}
+    found = {(c.baseline, c.metric): c for c in paired_comparisons(records) if c.method == "cot"}
+    seeds = min(len(groups[m]) for m in ("cot", "ce", "ce_2x"))
+    cells = [_cell(found.get(key)) for key in (("ce", "test_acc"), ("ce_2x", "test_acc"), ("ce_2x", "test_nll"))]
+    return (
+        f"| [{EXPERIMENTS[name].title}](#{name.replace('_', '-')}) | {seeds} | {accuracy['cot']} | {accuracy['ce']} "
+        f"| {accuracy['ce_2x']} | {' | '.join(cells)} | {_reading(found)} |"
+    )
+
+
+def section(name: str, folder: Path) -> str:
+    text = (folder / "report.md").read_text()
+    command = text.split("```bash\n", 1)[1].split("\n```", 1)[0]
     parts = []
-    for heading in ("## Test metrics", "## Convergence", "## Equal-compute baseline"):
+    for heading in ("## Test metrics", "## Paired differences", "## Convergence", "## Equal-compute baseline"):
         start = text.find(heading)
         if start < 0:
             continue
         end = text.find("\n## ", start + 1)
-        body = text[start : end if end > 0 else None].strip()
-        parts.append("#" + body)  # one level down
-    return f"## {task}\n\nCommand: `{command}`\n\n" + "\n\n".join(parts) + "\n"
+        parts.append("#" + text[start : end if end > 0 else None].strip())  # one level down
+    return f"## {name}\n\n{EXPERIMENTS[name].title}. Command: `{command}`\n\n" + "\n\n".join(parts) + "\n"
+
+
+SUMMARY_HEAD = """\
+| experiment | seeds | COT acc. % | CE acc. % | CE, COT's passes, acc. % | COT − CE acc. [95% CI] | COT − CE 2× acc. [95% CI] | COT − CE 2× NLL [95% CI] | reading |
+|---|---|---|---|---|---|---|---|---|"""  # noqa: E501
+
+
+def collect() -> None:
+    rows, sections = [], []
+    for name in EXPERIMENTS:
+        folder = newest_finished(name)
+        if folder is None:
+            continue
+        rows.append(summary_row(name, folder))
+        sections.append(section(name, folder))
+        if name == "mnist":
+            FIGURES.mkdir(parents=True, exist_ok=True)
+            for png in (folder / "figures").glob("*.png"):
+                (FIGURES / f"mnist_{png.name}").write_bytes(png.read_bytes())
+    missing = [name for name in EXPERIMENTS if newest_finished(name) is None]
+    intro = DOC.read_text().split("<!-- generated -->")[0] if DOC.exists() else "# Results\n\n"
+    generated = [
+        "## Summary table (generated)",
+        "",
+        "Accuracy mean ± std over seeds. The differences are paired by seed (same initial weights and first-epoch "
+        "order): mean [95% t-interval], in points for accuracy; **better** / **worse** when the interval excludes 0, "
+        "n.s. (not separable) otherwise; NLL lower is better. *CE 2×* is `ce_2x`, cross-entropy for as many "
+        "forward/backward passes as COT. p-values, bootstrap intervals and the seeds a separation would need are in "
+        "each experiment's section.",
+        "",
+        SUMMARY_HEAD,
+        *rows,
+        "",
+    ]
+    if missing:
+        generated += [f"Not run yet in this form: {', '.join(f'`{m}`' for m in missing)}.", ""]
+    DOC.write_text(intro.rstrip() + "\n\n<!-- generated -->\n\n" + "\n".join(generated) + "\n" + "\n".join(sections))
+    print(f"wrote {DOC} ({len(rows)} experiments; not run: {missing or 'none'})")
 
 
 def main() -> None:
-    collect_only = "--collect-only" in sys.argv
-    tasks = [] if collect_only else (sys.argv[1:] or list(EXPERIMENTS))
-    unknown = [t for t in tasks if t not in EXPERIMENTS]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiments", nargs="*", help=f"some of {list(EXPERIMENTS)}; default all")
+    parser.add_argument("--collect-only", action="store_true")
+    parser.add_argument("--rerun", action="store_true", help="start finished experiments afresh")
+    parser.add_argument("--list", action="store_true")
+    args = parser.parse_args()
+    unknown = [e for e in args.experiments if e not in EXPERIMENTS]
     if unknown:
-        raise SystemExit(f"unknown tasks {unknown}; choose from {list(EXPERIMENTS)}")
-    venv_bin = Path(sys.executable).parent
-    for task in tasks:
-        cmd = command_for(task)
-        print("$", " ".join(shlex.quote(c) for c in cmd), flush=True)
-        subprocess.run([str(venv_bin / cmd[0]), *cmd[1:]], check=True, cwd=ROOT)
-    sections = []
-    for task in EXPERIMENTS:
-        report = newest_report(task)
-        if report is not None:
-            sections.append(section(task, report))
-            if task == "mnist":
-                FIGURES.mkdir(parents=True, exist_ok=True)
-                for png in (report.parent / "figures").glob("*.png"):
-                    (FIGURES / f"mnist_{png.name}").write_bytes(png.read_bytes())
-    intro = DOC.read_text().split("<!-- generated -->")[0] if DOC.exists() else "# Results\n\n"
-    DOC.write_text(intro.rstrip() + "\n\n<!-- generated -->\n\n" + "\n".join(sections))
-    print(f"wrote {DOC}")
+        raise SystemExit(f"unknown experiments {unknown}; choose from {list(EXPERIMENTS)}")
+    if args.list:
+        for name in EXPERIMENTS:
+            print(f"{name}: {' '.join(shlex.quote(c) for c in command_for(name))}")
+        return
+    if not args.collect_only:
+        for name in args.experiments or list(EXPERIMENTS):
+            run_experiment(name, args.rerun)
+    collect()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""scripts/results.py: which comparisons it runs, resumes or keeps, and the summary it writes."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from complement.report.records import RunRecord, save_records
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("results_script", ROOT / "scripts" / "results.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "results_script", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "OUT", tmp_path / "out")
+    monkeypatch.setattr(module, "DOC", tmp_path / "results.md")
+    monkeypatch.setattr(module, "FIGURES", tmp_path / "figures")
+    return module
+
+
+def fake_comparison(folder: Path, cot_gain: float, finished: bool = True) -> None:
+    """10 seeds of ce, ce_2x and cot whose accuracy differs from ce's by ``cot_gain`` plus small noise."""
+    rng = np.random.default_rng(0)
+    records = []
+    for seed in range(10):
+        base = 0.9 + 0.01 * rng.standard_normal()
+        for method, gain, nll in (("ce", 0.0, 0.40), ("ce_2x", 0.0, 0.45), ("cot", cot_gain, 0.35)):
+            accuracy = base + gain + 0.002 * rng.standard_normal()
+            test = {"test_acc": accuracy, "test_nll": nll + 0.01 * rng.standard_normal(), "test_ece": 0.02}
+            records.append(RunRecord(method=method, seed=seed, test=test))
+    folder.mkdir(parents=True)
+    save_records(records, folder)
+    if finished:
+        (folder / "report.md").write_text(
+            "# COT comparison\n\nCommand:\n\n```bash\ncomplement compare --task mnist\n```\n\n"
+            "## Test metrics (mean ± std over seeds)\n\ntable A\n\n## Paired differences over seeds\n\ntable B\n"
+        )
+
+
+def test_the_summary_reads_the_paired_verdicts(results):
+    fake_comparison(results.OUT / "mnist" / "compare-mnist-20261125-100000", cot_gain=0.02)
+    fake_comparison(results.OUT / "digits" / "compare-digits-20261125-100000", cot_gain=0.0)
+    results.collect()
+    doc = results.DOC.read_text()
+    mnist = next(line for line in doc.splitlines() if line.startswith("| [MNIST-5k, MLP, Adam, one"))
+    digits = next(line for line in doc.splitlines() if line.startswith("| [digits"))
+    assert "| 10 |" in mnist and mnist.count("**better**") == 3  # acc vs ce and ce_2x, NLL vs ce_2x
+    assert mnist.endswith("more accurate than CE with the same passes; better NLL than equal-compute CE |")
+    assert digits.count("n.s.") == 2 and "accuracy not separable from CE" in digits
+    assert "## mnist" in doc and "### Paired differences" in doc and "table B" in doc
+    assert "Not run yet in this form:" in doc and "`fashion_mnist`" in doc
+
+
+def test_finished_comparisons_are_kept_and_unfinished_ones_resumed(results, monkeypatch):
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kwargs: calls.append(cmd[1:]))
+    fake_comparison(results.OUT / "mnist" / "compare-mnist-20261125-100000", 0.0)
+    fake_comparison(results.OUT / "digits" / "compare-digits-20261125-100000", 0.0, finished=False)
+    results.run_experiment("mnist", rerun=False)
+    results.run_experiment("digits", rerun=False)
+    results.run_experiment("tweets", rerun=False)
+    results.run_experiment("mnist", rerun=True)
+    assert calls[0][:2] == ["compare", "--resume"] and calls[0][2].endswith("compare-digits-20261125-100000")
+    assert calls[1][:3] == ["compare", "--task", "tweets"] and "--seeds 5 --jobs 1" in " ".join(calls[1])
+    assert calls[2][:3] == ["compare", "--task", "mnist"] and len(calls) == 3
