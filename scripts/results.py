@@ -94,7 +94,12 @@ EXPERIMENTS: dict[str, Experiment] = {
 def command_for(name: str) -> list[str]:
     e = EXPERIMENTS[name]
     return ["complement", "compare", "--task", *e.args, "--methods", e.methods, "--seeds", str(e.seeds),
-            "--jobs", str(e.jobs), "--out", str(OUT / name), "--progress", "false"]  # fmt: skip
+            "--jobs", str(e.jobs), "--out", _shown(OUT / name), "--progress", "false"]  # fmt: skip
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (the commands run there and docs show them)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def comparisons_of(name: str) -> list[Path]:
@@ -133,26 +138,19 @@ def _cell(c: PairedComparison | None) -> str:
 
 
 def _reading(found: dict[tuple[str, str], PairedComparison]) -> str:
-    """One plain sentence from the verdicts of COT's paired comparisons."""
+    """One plain phrase from the verdicts of COT's paired comparisons."""
+    words = {"better": "higher", "worse": "lower"}
 
     def verdict(baseline: str, metric: str) -> str:
         c = found.get((baseline, metric))
         return "missing" if c is None else c.verdict
 
-    acc_ce, acc_2x = verdict("ce", "test_acc"), verdict("ce_2x", "test_acc")
-    nll_2x = verdict("ce_2x", "test_nll")
-    if acc_2x == "better":
-        accuracy = "more accurate than CE with the same passes"
-    elif acc_2x == "worse":
-        accuracy = "less accurate than CE with the same passes"
-    elif acc_ce == "better":
-        accuracy = "more accurate than CE, not separable from CE with the same passes"
-    elif acc_ce == "worse":
-        accuracy = "less accurate than CE"
-    else:
-        accuracy = "accuracy not separable from CE"
-    likelihood = {"better": "; better NLL than equal-compute CE", "worse": "; worse NLL than equal-compute CE"}
-    return accuracy + likelihood.get(nll_2x, "")
+    accuracy = (
+        f"accuracy {words.get(verdict('ce', 'test_acc'), 'not separable')} vs CE, "
+        f"{words.get(verdict('ce_2x', 'test_acc'), 'not separable')} vs CE 2×"
+    )
+    nll = verdict("ce_2x", "test_nll")
+    return accuracy + {"better": "; NLL better than CE 2×", "worse": "; NLL worse than CE 2×"}.get(nll, "")
 
 
 def summary_row(name: str, folder: Path) -> str:
@@ -163,14 +161,14 @@ def summary_row(name: str, folder: Path) -> str:
     seeds = min(len(groups[m]) for m in ("cot", "ce", "ce_2x"))
     cells = [_cell(found.get(key)) for key in (("ce", "test_acc"), ("ce_2x", "test_acc"), ("ce_2x", "test_nll"))]
     return (
-        f"| [{EXPERIMENTS[name].title}](#{name.replace('_', '-')}) | {seeds} | {accuracy['cot']} | {accuracy['ce']} "
+        f"| [{EXPERIMENTS[name].title}](#{name}) | {seeds} | {accuracy['cot']} | {accuracy['ce']} "
         f"| {accuracy['ce_2x']} | {' | '.join(cells)} | {_reading(found)} |"
     )
 
 
 def section(name: str, folder: Path) -> str:
     text = (folder / "report.md").read_text()
-    command = text.split("```bash\n", 1)[1].split("\n```", 1)[0]
+    command = text.split("```bash\n", 1)[1].split("\n```", 1)[0].replace(f"{ROOT}/", "")
     parts = []
     for heading in ("## Test metrics", "## Paired differences", "## Convergence", "## Equal-compute baseline"):
         start = text.find(heading)

@@ -54,8 +54,8 @@ def test_the_summary_reads_the_paired_verdicts(results):
     mnist = next(line for line in doc.splitlines() if line.startswith("| [MNIST-5k, MLP, Adam, one"))
     digits = next(line for line in doc.splitlines() if line.startswith("| [digits"))
     assert "| 10 |" in mnist and mnist.count("**better**") == 3  # acc vs ce and ce_2x, NLL vs ce_2x
-    assert mnist.endswith("more accurate than CE with the same passes; better NLL than equal-compute CE |")
-    assert digits.count("n.s.") == 2 and "accuracy not separable from CE" in digits
+    assert mnist.endswith("| accuracy higher vs CE, higher vs CE 2×; NLL better than CE 2× |")
+    assert digits.count("n.s.") == 2 and "| accuracy not separable vs CE, not separable vs CE 2×; NLL better" in digits
     assert "## mnist" in doc and "### Paired differences" in doc and "table B" in doc
     assert "Not run yet in this form:" in doc and "`fashion_mnist`" in doc
 

@@ -42,7 +42,9 @@ class TrainConfig:
         weight_decay: the optimizer's weight decay.
         complement_weight: multiplies COT's complement loss (default 1).
         cot_optimizers: ``shared`` (default; one optimizer for both steps, as in the blog) or
-            ``separate`` (the authors' two optimizers, same settings, separate state).
+            ``separate`` (the authors' two optimizers, same settings, separate state). Under
+            SGD the two did not differ measurably; under Adam ``separate`` cost 6 points on
+            Fashion-MNIST (docs/results.md), so ``shared`` is the default.
         accumulate_grad_batches: micro-batches per optimizer step (default 1).
         checkpoint_every_n_steps: also checkpoint every N optimizer steps (default: only at
             epoch ends).
