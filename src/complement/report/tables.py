@@ -243,7 +243,7 @@ def paired_table(comparisons: list[PairedComparison]) -> Table:
                 continue
             low, high = c.interval
             span = f"[{format_difference(low, metric)}, {format_difference(high, metric)}]"
-            verdict = c.verdict if c.verdict != "not separable" else f"n.s. (~{_need(c)})"
+            verdict = c.verdict if c.verdict != "not separable" else f"n.s. ({_need(c)})"
             row += [f"{format_difference(c.mean, metric)} {span}", format_p(c.p_value), verdict]
         table.rows.append(row)
     return table
@@ -252,7 +252,7 @@ def paired_table(comparisons: list[PairedComparison]) -> Table:
 def _need(c: PairedComparison) -> str:
     if c.seeds_needed is None:
         return "no diff."
-    return f"{c.seeds_needed} seeds" if c.seeds_needed <= MAX_SEEDS_REPORTED else f">{MAX_SEEDS_REPORTED} seeds"
+    return f"~{c.seeds_needed} seeds" if c.seeds_needed <= MAX_SEEDS_REPORTED else f">{MAX_SEEDS_REPORTED} seeds"
 
 
 def render_markdown(table: Table) -> str:
