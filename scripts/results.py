@@ -76,7 +76,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "tweets": Experiment(
         "tweets sentiment, MiniLM fine-tuned",
         ("tweets", "--task_options", "{train_size: 800, max_length: 48}", "--train.max_epochs", "2"),
-        seeds=5,
+        seeds=3,
         jobs=1,
     ),
     "bbc_news": Experiment("BBC News, MiniLM fine-tuned", ("bbc_news",), seeds=5, jobs=1),

@@ -70,5 +70,5 @@ def test_finished_comparisons_are_kept_and_unfinished_ones_resumed(results, monk
     results.run_experiment("tweets", rerun=False)
     results.run_experiment("mnist", rerun=True)
     assert calls[0][:2] == ["compare", "--resume"] and calls[0][2].endswith("compare-digits-20261125-100000")
-    assert calls[1][:3] == ["compare", "--task", "tweets"] and "--seeds 5 --jobs 1" in " ".join(calls[1])
+    assert calls[1][:3] == ["compare", "--task", "tweets"] and "--seeds 3 --jobs 1" in " ".join(calls[1])
     assert calls[2][:3] == ["compare", "--task", "mnist"] and len(calls) == 3
