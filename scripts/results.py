@@ -84,7 +84,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "ner": Experiment(
         "Twitter NER, MiniLM (token accuracy)",
         ("ner", "--task_options", "{train_size: 600}", "--train.max_epochs", "3"),
-        seeds=5,
+        seeds=3,
         jobs=1,
     ),
     "tweets_lm": Experiment("next-token, tiny transformer", ("tweets_lm", "--train.max_epochs", "3"), seeds=5),
