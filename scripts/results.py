@@ -185,10 +185,11 @@ SUMMARY_HEAD = """\
 
 
 def collect() -> None:
-    rows, sections = [], []
+    rows, sections, missing = [], [], []
     for name in EXPERIMENTS:
         folder = newest_finished(name)
         if folder is None:
+            missing.append(name)
             continue
         rows.append(summary_row(name, folder))
         sections.append(section(name, folder))
@@ -196,7 +197,6 @@ def collect() -> None:
             FIGURES.mkdir(parents=True, exist_ok=True)
             for png in (folder / "figures").glob("*.png"):
                 (FIGURES / f"mnist_{png.name}").write_bytes(png.read_bytes())
-    missing = [name for name in EXPERIMENTS if newest_finished(name) is None]
     intro = DOC.read_text().split("<!-- generated -->")[0] if DOC.exists() else "# Results\n\n"
     generated = [
         "## Summary table (generated)",

@@ -93,6 +93,8 @@ def resolve_threads(setting: int | str, model: nn.Module, jobs: int = 1, idle: f
     if parameters < AUTO_ONE_THREAD_BELOW:
         return 1
     share = max(1, available_cores() // max(1, jobs))
+    if share == 1:  # nothing to choose: skip the measurement's sleep
+        return 1
     if idle is None:
         idle = idle_cores()
     if idle is None:
