@@ -3,7 +3,7 @@
 Run:  python benchmarks/bench_checkpoint.py [--reps 3] [--epochs 4] [--no-write]
 
 Trains ``cot`` on the README's default task (5,000 MNIST digits, MLP of width 256,
-``configs/mnist.yaml``) through :func:`complement.runs.fit_run`, as ``complement compare``
+``configs/mnist.yaml``) through :func:`complement.experiments.runs.fit_run`, as ``complement compare``
 does, in three arms run round-robin:
 
 - ``none``: no checkpoint at all (the checkpoint callbacks removed);
@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine, steady_allocator, write_section
 
-from complement.runs import RunSpec, TrainConfig, fit, save_spec
-from complement.tasks import build_task
+from complement.experiments.runs import RunSpec, TrainConfig, fit, save_spec
+from complement.experiments.tasks import build_task
 
 
 class EpochClock(pl.Callback):

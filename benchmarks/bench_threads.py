@@ -7,7 +7,7 @@ Part 1, threads. For each built-in task (trainable parameters from 0.01M to 22M)
 ``--threads <all cores>``, the two arms alternating, and reports the median training +
 prediction time (``wall_time_s`` of the run's record) and the process's whole wall time.
 The ratio all-cores / one-thread tells on which side of the crossover a model lies;
-:mod:`complement.runs.threads` sets its ``auto`` policy from it.
+:mod:`complement.experiments.runs.threads` sets its ``auto`` policy from it.
 
 Part 1 runs twice: on the quiet machine, and with one core kept busy by a spinning process
 (what a second job, a test suite or a browser does to a shared machine). OpenMP's threads
@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine, write_section
 
-from complement.runs.threads import AUTO_ONE_THREAD_BELOW, available_cores
+from complement.experiments.runs.threads import AUTO_ONE_THREAD_BELOW, available_cores
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "complement.cli"]
+CLI = [sys.executable, "-m", "complement.experiments.cli"]
 
 # (label, task, task options, epochs): one CE run each; options keep a run under ~2 minutes.
 FIT_CASES: dict[str, tuple[str, dict, int]] = {
@@ -61,7 +61,7 @@ JOB_CASES: dict[str, tuple[str, dict, int]] = {
 
 def trainable_parameters(task_name: str, options: dict) -> int:
     code = (
-        "import json, sys; from complement.tasks import build_task; "
+        "import json, sys; from complement.experiments.tasks import build_task; "
         "t = build_task(sys.argv[1], seed=0, **json.loads(sys.argv[2])); m = t.build_model(); "
         "print(sum(p.numel() for p in m.parameters() if p.requires_grad))"
     )

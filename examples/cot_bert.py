@@ -19,8 +19,8 @@ import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import DataLoader
 
+from complement.experiments.tasks import build_task
 from complement.lightning import CotModule
-from complement.tasks import build_task
 
 
 class CotBert(CotModule):

@@ -22,9 +22,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from complement.report.records import load_records
-from complement.report.statistics import PairedComparison, format_difference, paired_comparisons
-from complement.report.tables import Stat, by_method
+from complement.experiments.report.records import load_records
+from complement.experiments.report.statistics import PairedComparison, format_difference, paired_comparisons
+from complement.experiments.report.tables import Stat, by_method
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "results"

@@ -51,6 +51,6 @@ def blobs(monkeypatch):
             raise ValueError(f"unknown task {task!r}")
         return blobs_task(seed, **options)
 
-    from complement import cli
+    from complement.experiments import cli
 
     monkeypatch.setattr(cli, "_build_task", build)

@@ -72,14 +72,14 @@ if _spec:
 
         _atomic.os = _Os()
     elif _kind == "predict":
-        import complement.runs.fit as _fit
+        import complement.experiments.runs.fit as _fit
 
         def _predict(*args, **kwargs):
             _die()
 
         _fit.predict = _predict
     elif _kind == "report":
-        import complement.report.figures as _figures
+        import complement.experiments.report.figures as _figures
 
         _plot = _figures.plot_reliability
 
@@ -112,4 +112,4 @@ def killed(result: subprocess.CompletedProcess) -> bool:
 
 
 def complement(*args: str) -> list[str]:
-    return [sys.executable, "-m", "complement.cli", *args]
+    return [sys.executable, "-m", "complement.experiments.cli", *args]

@@ -279,8 +279,8 @@ def test_cli_user_error_is_one_clear_line_and_leaves_nothing(tmp_path, args, phr
     _write(tmp_path / "damaged_compare" / "compare.json", "")
     before = sorted(p.name for p in tmp_path.iterdir())
     result = subprocess.run(
-        [sys.executable, "-m", "complement.cli", *args, "--progress", "false"] if args[0] != "status" else
-        [sys.executable, "-m", "complement.cli", *args],
+        [sys.executable, "-m", "complement.experiments.cli", *args, "--progress", "false"] if args[0] != "status" else
+        [sys.executable, "-m", "complement.experiments.cli", *args],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )  # fmt: skip
     assert result.returncode == 1, (result.returncode, result.stderr[-2000:])

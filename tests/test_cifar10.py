@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from complement.runs.config import TrainConfig
-from complement.tasks import build_task, task_options
-from complement.tasks.cifar import CLASS_NAMES
-from complement.tasks.models import SmallCNN
-from complement.tasks.resnet import PreActResNet, preact_resnet18
-from complement.tasks.transforms import RandomCrop, RandomHorizontalFlip, RandomShift
+from complement.experiments.runs.config import TrainConfig
+from complement.experiments.tasks import build_task, task_options
+from complement.experiments.tasks.cifar import CLASS_NAMES
+from complement.experiments.tasks.models import SmallCNN
+from complement.experiments.tasks.resnet import PreActResNet, preact_resnet18
+from complement.experiments.tasks.transforms import RandomCrop, RandomHorizontalFlip, RandomShift
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = ROOT / "configs" / "paper_cifar10.yaml"
@@ -302,7 +302,7 @@ def test_paper_config_runs_end_to_end_through_the_cli(cifar_dir, tmp_path):
     # the real config, cut to one epoch of 2 COT steps: 16 training images in batches of 8 (a PreAct ResNet-18
     # step at batch 128 takes ~8 s on a 2-core CPU), 10 validation and 10 test images
     args = [
-        sys.executable, "-m", "complement.cli", "compare", "--config", str(PAPER_CONFIG),
+        sys.executable, "-m", "complement.experiments.cli", "compare", "--config", str(PAPER_CONFIG),
         "--task_options", f"{{data_dir: {folder}, val_size: 10, train_size: 16, test_size: 10}}",
         "--methods", "[cot]", "--seeds", "1", "--train.max_epochs", "1", "--train.batch_size", "8",
         "--out", str(out), "--progress", "false",

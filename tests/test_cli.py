@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from complement import cli
-from complement.cli import main
-from complement.runs import read_status
+from complement.experiments import cli
+from complement.experiments.cli import main
+from complement.experiments.runs import read_status
 from conftest import blobs_task
 
 
@@ -50,7 +50,7 @@ def test_compare_end_to_end_writes_report_and_figures(blobs, tmp_path, capsys):
 
 
 def test_compare_resume_finishes_only_what_is_missing(blobs, tmp_path, monkeypatch):
-    from complement.runs import fit
+    from complement.experiments.runs import fit
 
     real_fit_run = fit.fit_run
     calls = []

@@ -18,8 +18,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from complement.tasks import available_tasks, build_task, fashion, task_options
-from complement.tasks.embeddings import MeanPoolEncoder, cache_dir, cached_embeddings
+from complement.experiments.tasks import available_tasks, build_task, fashion, task_options
+from complement.experiments.tasks.embeddings import MeanPoolEncoder, cache_dir, cached_embeddings
 
 NEW_TASKS = ["fashion_mnist", "movie_reviews", "movie_reviews_frozen", "bbc_news", "bbc_news_frozen"]
 HAS_FASHION = fashion.npz_path().exists() or fashion.sdist_path().exists()
@@ -264,7 +264,7 @@ def test_movie_reviews_fine_tuned_on_real_reviews():
     assert inputs["input_ids"].shape[1] <= 32
     rt = build_task("movie_reviews", seed=0, source="rotten_tomatoes", train_size=20, val_size=10, test_size=10)
     assert rt.info["source_counts"] == {"rotten_tomatoes": 8_530}
-    from complement.tasks.reviews import review_records
+    from complement.experiments.tasks.reviews import review_records
 
     assert not any("<br" in r.values["text"].lower() for r in review_records()["imdb"])
     with pytest.raises(ValueError, match="source must be one of"):

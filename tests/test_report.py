@@ -1,4 +1,4 @@
-"""complement.report: end to end on synthetic runs, exact convergence numbers, and bad input."""
+"""complement.experiments.report: end to end on synthetic runs, exact convergence numbers, and bad input."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from complement.report import RunRecord, load_records, save_records, write_report
-from complement.report.markdown import equal_compute_note
-from complement.report.statistics import paired_comparisons
-from complement.report.tables import (
+from complement.experiments.report import RunRecord, load_records, save_records, write_report
+from complement.experiments.report.markdown import equal_compute_note
+from complement.experiments.report.statistics import paired_comparisons
+from complement.experiments.report.tables import (
     NOT_REACHED,
     Stat,
     convergence,
@@ -212,7 +212,7 @@ def test_runs_without_predictions_still_report(tmp_path, records):
 def test_probability_summaries_in_chunks_and_merged_equal_the_pooled_computation(monkeypatch):
     from torchmetrics.functional.classification import multiclass_calibration_error
 
-    from complement.report import figures
+    from complement.experiments.report import figures
 
     g = torch.Generator().manual_seed(3)
     runs = []

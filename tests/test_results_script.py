@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from complement.report.records import RunRecord, save_records
+from complement.experiments.report.records import RunRecord, save_records
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from complement._atomic import atomic_path, write_text
-from complement.cli import main
-from complement.runs import latest_checkpoint, read_status, write_status
+from complement.experiments.cli import main
+from complement.experiments.runs import latest_checkpoint, read_status, write_status
 from complement.training.divergence import DivergenceError, DivergenceGuard
 
 FIT = ["fit", "--task", "blobs", "--method", "cot", "--progress", "false", "--debug"]
@@ -268,7 +268,7 @@ def test_bad_lr_schedules_are_refused_before_anything_is_made(blobs, tmp_path, o
 def test_thread_policy_by_model_size_and_idle_cores():
     from torch import nn
 
-    from complement.runs.threads import AUTO_ONE_THREAD_BELOW, available_cores, resolve_threads
+    from complement.experiments.runs.threads import AUTO_ONE_THREAD_BELOW, available_cores, resolve_threads
 
     cores = available_cores()
     small, big = nn.Linear(10, 10), nn.Linear(AUTO_ONE_THREAD_BELOW, 1)
@@ -282,7 +282,7 @@ def test_thread_policy_by_model_size_and_idle_cores():
 
 
 def test_idle_cores_from_proc_stat(monkeypatch, tmp_path):
-    from complement.runs import threads
+    from complement.experiments.runs import threads
 
     mine = sorted(os.sched_getaffinity(0))
     busy = set(mine[: len(mine) // 2])  # these spend the sample busy, the others idle
@@ -305,7 +305,7 @@ def test_idle_cores_from_proc_stat(monkeypatch, tmp_path):
 
 
 def test_thread_count_is_recorded_and_kept_on_resume(blobs, tmp_path, monkeypatch):
-    from complement.runs import fit
+    from complement.experiments.runs import fit
 
     before = torch.get_num_threads()
     try:
@@ -338,7 +338,7 @@ def test_compare_with_parallel_jobs_gives_the_same_records(tmp_path):
 
     def run(jobs):
         out = tmp_path / f"jobs{jobs}"
-        subprocess.run([sys.executable, "-m", "complement.cli", "compare", "--task", "digits", "--methods", "[ce, cot]",
+        subprocess.run([sys.executable, "-m", "complement", "compare", "--task", "digits", "--methods", "[ce, cot]",
                         "--seeds", "2", "--train.max_epochs", "2", "--threads", "1", "--jobs", str(jobs), "--out",
                         str(out), "--progress", "false"], check=True, capture_output=True)  # fmt: skip
         (compare_dir,) = out.iterdir()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from complement.report.statistics import paired_comparison, seeds_needed
+from complement.experiments.report.statistics import paired_comparison, seeds_needed
 
 
 def as_seeds(values):
@@ -78,8 +78,8 @@ def test_runs_of_one_seed_share_initial_weights_and_first_epoch_order(blobs, tmp
     """The premise of pairing, through the runs layer: same seed, same start and data order, any method."""
     import torch
 
-    from complement.cli import main
-    from complement.runs import fit
+    from complement.experiments.cli import main
+    from complement.experiments.runs import fit
 
     seen: dict[tuple[str, int], dict] = {}
     original = fit.TaskModule.on_fit_start

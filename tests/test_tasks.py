@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from complement.tasks import IGNORE_INDEX, Task, available_tasks, build_task, task_options
-from complement.tasks.harder import long_tail_counts
+from complement.experiments.tasks import IGNORE_INDEX, Task, available_tasks, build_task, task_options
+from complement.experiments.tasks.harder import long_tail_counts
 
 PACKAGED = ["mnist", "mnist_noisy", "mnist_longtail", "mnist_fewshot", "digits", "tweets", "ner", "tweets_lm"]
 USER = ["image_folder", "text_file", "conll_file", "text_file_lm"]
@@ -91,7 +91,10 @@ def test_registry_lists_every_task_and_its_options():
 
 def test_importing_tasks_does_not_load_transformers():
     # `complement list` and image-only users must not pay for transformers' import
-    code = "import sys, complement.tasks; assert 'transformers' not in sys.modules and 'mlxtend' not in sys.modules"
+    code = (
+        "import sys, complement.experiments.tasks; "
+        "assert 'transformers' not in sys.modules and 'mlxtend' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -119,8 +122,8 @@ def test_tweets_batches_and_logits(tweets):
 def test_ner_labels_first_word_piece_only(ner):
     from transformers import AutoTokenizer
 
-    from complement.tasks.readers import read_conll
-    from complement.tasks.tokens import ner_path
+    from complement.experiments.tasks.readers import read_conll
+    from complement.experiments.tasks.tokens import ner_path
 
     assert ner.kind == "token" and ner.num_classes == 21 and ner.class_names[0] == "O"
     assert all(name == "O" or name[:2] in ("B-", "I-") for name in ner.class_names)

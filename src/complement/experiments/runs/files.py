@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._atomic import write_json
+from ..._atomic import write_json
 from ..report.records import RunRecord
 from .config import ResolvedTrainConfig
 

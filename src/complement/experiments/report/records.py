@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._atomic import write_text
+from ..._atomic import write_text
 
 RECORDS_FILE = "records.json"
 FORMAT_VERSION = 1

@@ -30,14 +30,14 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from .._atomic import atomic_path, remove_stale_temporaries, write_json
-from ..metrics import flatten_kept
+from ..._atomic import atomic_path, remove_stale_temporaries, write_json
+from ...metrics import flatten_kept
+from ...training.checkpointing import AtomicCheckpointIO, CotCheckpoint
+from ...training.data import resumable_loader
+from ...training.divergence import DivergenceGuard
+from ...training.lightning_module import CotModule
+from ...training.stepper import DivergenceError
 from ..report.records import RunRecord
-from ..training.checkpointing import AtomicCheckpointIO, CotCheckpoint
-from ..training.data import resumable_loader
-from ..training.divergence import DivergenceGuard
-from ..training.lightning_module import CotModule
-from ..training.stepper import DivergenceError
 from .config import BEST_MODES, ResolvedTrainConfig
 from .files import RunSpec, save_spec
 from .methods import Method, get_method

@@ -26,8 +26,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
-from .._atomic import atomic_path
-from ..metrics import ECE_BINS
+from ..._atomic import atomic_path
+from ...metrics import ECE_BINS
 from .tables import mean_curve
 
 DPI = 120

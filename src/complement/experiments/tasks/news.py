@@ -20,7 +20,7 @@ The files are read directly (found with ``importlib.util.find_spec``): importing
 UTF-8 except one Latin-1 file (a pound sign), decoded as such. The first line of each
 article is its title. 98 articles repeat another word for word and are dropped unless
 ``dedupe=False``, leaving 2,127. ``encoder``, ``width`` and ``subset`` are described in
-:mod:`complement.tasks.embeddings`; harder variants work as for the other tasks.
+:mod:`complement.experiments.tasks.embeddings`; harder variants work as for the other tasks.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def bbc_news(
     imbalance: float = 1.0,
     few_shot: int | None = None,
 ) -> Task:
-    """``encoder``: ``"finetune"`` or ``"frozen"`` (see :mod:`complement.tasks.embeddings`)."""
+    """``encoder``: ``"finetune"`` or ``"frozen"`` (see :mod:`complement.experiments.tasks.embeddings`)."""
     check_harder(label_noise, imbalance, few_shot)
     records = drop_repeats(news_records(), "text") if dedupe else list(news_records())
     folder = news_folder()

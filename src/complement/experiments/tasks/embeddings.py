@@ -16,7 +16,7 @@ model path, the name, size and modification time of every file of the model fold
 ``max_length``, the pooling and every text, so a changed model, length or text gets a new
 file and a stale one is never read. The files hold plain arrays (the vectors and their key)
 and are read with ``allow_pickle=False``; they are written whole or not at all.
-The frozen-encoder text tasks are built in :mod:`complement.tasks.reviews`.
+The frozen-encoder text tasks are built in :mod:`complement.experiments.tasks.reviews`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..metrics import METRIC_NAMES
+from ...metrics import METRIC_NAMES
 from .records import RunRecord
 from .statistics import MAX_SEEDS_REPORTED, PairedComparison, format_difference, format_p
 

@@ -29,4 +29,4 @@ def __getattr__(name: str) -> Any:
         from . import compare
 
         return getattr(compare, name)
-    raise AttributeError(f"module 'complement.report' has no attribute {name!r}")
+    raise AttributeError(f"module 'complement.experiments.report' has no attribute {name!r}")

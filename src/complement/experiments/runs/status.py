@@ -17,7 +17,7 @@ A run killed outright (``kill -9``, a crash, a reboot) cannot write its status, 
 process that no longer exists (or is another process with the same pid) means
 ``interrupted``; on another host, a heartbeat older than ``STALE_AFTER_SECONDS``
 does. Every status but ``complete`` can be resumed. (The heartbeat itself is written by
-:class:`complement.runs.fit.Heartbeat`; this module imports no training library.)
+:class:`complement.experiments.runs.fit.Heartbeat`; this module imports no training library.)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._atomic import write_json
+from ..._atomic import write_json
 
 STATUS_FILE = "status.json"
 STATUSES = ("running", "complete", "diverged", "failed", "interrupted")

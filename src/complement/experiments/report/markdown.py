@@ -19,7 +19,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from .._atomic import write_text
+from ..._atomic import write_text
 from .statistics import BASELINES, PairedComparison
 from .tables import Stat, Table, render_markdown
 

@@ -46,8 +46,8 @@ _FIT_NAMES = ("History", "TaskModule", "fit_run", "latest_checkpoint")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FIT_NAMES:  # imported on use: complement.runs.fit imports Lightning
+    if name in _FIT_NAMES:  # imported on use: complement.experiments.runs.fit imports Lightning
         from . import fit
 
         return getattr(fit, name)
-    raise AttributeError(f"module 'complement.runs' has no attribute {name!r}")
+    raise AttributeError(f"module 'complement.experiments.runs' has no attribute {name!r}")

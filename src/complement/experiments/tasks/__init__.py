@@ -1,6 +1,6 @@
 """Tasks: real data sets that work offline, loaders for your own files, and small models.
 
-    from complement.tasks import build_task, available_tasks
+    from complement.experiments.tasks import build_task, available_tasks
     task = build_task("mnist", seed=0, label_noise=0.2)
     loader = DataLoader(task.train, batch_size=task.defaults["batch_size"], shuffle=True,
                         collate_fn=task.collate_fn)
