@@ -311,7 +311,7 @@ def _bad(**changes):
         (dict(weight=torch.randn(5, 6, dtype=torch.float64)), TypeError, "weight dtype torch.float64 differs"),
         (dict(bias=torch.randn(4)), ValueError, r"bias must have shape \(5,\)"),
         (dict(hidden=torch.ones(4, 6, dtype=torch.long)), TypeError, "floating-point hidden states"),
-        (dict(target=torch.zeros(3, dtype=torch.long)), ValueError, r"target shape \(3,\) does not match"),
+        (dict(target=torch.zeros(3, dtype=torch.long)), ValueError, r"and target of shape \(3,\) do not fit"),
         (dict(target=torch.zeros(4)), TypeError, "integer class indices"),
         (dict(target=torch.tensor([0, 1, 5, 2])), ValueError, r"class index 5, outside the valid range \[0, 4\]"),
         (

@@ -45,8 +45,9 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from ._validation import normalizer
+from ._validation import check_targets, flatten_rows
 from .losses import complement_entropy
+from .losses._rules import normalizer
 
 METRIC_NAMES = ("acc", "precision", "nll", "ece", "complement_entropy")
 ECE_BINS = 15
@@ -55,30 +56,15 @@ ECE_BINS = 15
 def flatten_kept(logits: Tensor, target: Tensor, ignore_index: int | None = -100) -> tuple[Tensor, Tensor]:
     """Class-last ``(..., C)`` logits and ``(...)`` targets to ``(M, C)`` and ``(M,)`` kept rows.
 
-    Rows with ``target == ignore_index`` are dropped (``None``: nothing is dropped). The
-    result is detached: metrics never build autograd graphs."""
-    if not isinstance(logits, Tensor) or not isinstance(target, Tensor):
-        raise TypeError(f"metrics expect tensors; got {type(logits).__name__} and {type(target).__name__}")
-    if not logits.is_floating_point():
-        raise TypeError(f"metrics expect floating-point logits; got dtype {logits.dtype}")
-    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-        raise TypeError(f"metrics expect integer class indices as target; got dtype {target.dtype}")
-    if logits.dim() < 1 or tuple(logits.shape[:-1]) != tuple(target.shape):
-        raise ValueError(
-            f"metrics: logits of shape {tuple(logits.shape)} and target of shape {tuple(target.shape)} do not fit; "
-            "expected class-last logits (..., C) with targets (...), e.g. (N, C) and (N,) or (N, L, C) and (N, L)."
-        )
-    num_classes = logits.shape[-1]
-    logits, target = logits.detach().reshape(-1, num_classes), target.detach().reshape(-1)
+    The package's row check (:func:`~complement._validation.flatten_rows`) and label range
+    (:func:`~complement._validation.check_targets`). Rows with ``target == ignore_index`` are
+    dropped (``None``: nothing is dropped). The result is detached: metrics never build autograd graphs."""
+    logits, target, _ = flatten_rows(logits, target, who="metrics")
+    logits, target = logits.detach(), target.detach()
     if ignore_index is not None:
         kept = target != ignore_index
         logits, target = logits[kept], target[kept]
-    if target.numel() and bool(((target < 0) | (target >= num_classes)).any()):
-        bad = target[(target < 0) | (target >= num_classes)][0]
-        raise ValueError(
-            f"metrics: target contains class index {int(bad)}, outside [0, {num_classes - 1}] for logits with "
-            f"{num_classes} classes (ignore_index={ignore_index}); check the label set and the padding value."
-        )
+    check_targets(target, logits.shape[-1], ignore_index, "metrics")
     return logits, target
 
 

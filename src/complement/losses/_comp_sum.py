@@ -15,8 +15,9 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_class_weight, prepare, reduce_rows, reduce_weighted_rows
 from ..ops.complement_entropy import upcast
+from ._rows import prepare, reduce_rows, reduce_weighted_rows
+from ._rules import check_class_weight
 
 
 def target_probability_loss(

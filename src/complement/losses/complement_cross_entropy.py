@@ -24,20 +24,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .._validation import (
-    check_balancing_factor,
-    check_class_count,
-    check_class_weight,
-    check_ignore_index,
-    check_num_classes_arg,
-    check_reduction,
-    normalizer,
-    prepare,
-    reduce_rows,
-    reduce_weighted_rows,
-    reduction_factor,
-)
+from .._validation import check_ignore_index
 from ..ops.joint import cross_entropy_and_complement_entropy_rows
+from ._rows import check_reduction, prepare, reduce_rows, reduce_weighted_rows, reduction_factor
+from ._rules import check_balancing_factor, check_class_count, check_class_weight, check_num_classes_arg, normalizer
 
 
 def complement_cross_entropy(

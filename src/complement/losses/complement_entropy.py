@@ -44,19 +44,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .._validation import (
-    NORMALIZATIONS,
-    check_choice,
-    check_class_count,
-    check_ignore_index,
-    check_num_classes_arg,
-    check_reduction,
-    normalizer,
-    prepare,
-    reduce_rows,
-    reduction_factor,
-)
+from .._validation import check_choice, check_ignore_index
 from ..ops.complement_entropy import complement_entropy_rows
+from ._rows import check_reduction, prepare, reduce_rows, reduction_factor
+from ._rules import NORMALIZATIONS, check_class_count, check_num_classes_arg, normalizer
 from .joint import cross_entropy_and_complement_entropy
 
 __all__ = ["NORMALIZATIONS", "ComplementEntropy", "complement_entropy"]

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .._validation import check_class_weight, check_ignore_index, check_number, check_reduction
+from .._validation import check_ignore_index, check_number
 from ._comp_sum import target_probability_loss
+from ._rows import check_reduction
+from ._rules import check_class_weight
 
 
 def _check_q(q: float) -> None:

@@ -20,19 +20,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .._validation import (
-    NORMALIZATIONS,
-    check_alpha,
-    check_choice,
-    check_class_count,
-    check_ignore_index,
-    check_num_classes_arg,
-    check_reduction,
-    normalizer,
-    prepare,
-    reduce_rows,
-)
+from .._validation import check_choice, check_ignore_index
 from ..ops.joint import cross_entropy_and_complement_entropy_rows
+from ._rows import check_reduction, prepare, reduce_rows
+from ._rules import NORMALIZATIONS, check_alpha, check_class_count, check_num_classes_arg, normalizer
 
 
 def guided_complement_entropy(

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .._validation import NORMALIZATIONS, check_choice, normalizer, prepare, reduce_rows, reduction_factor
+from .._validation import check_choice
 from ..ops.joint import cross_entropy_and_complement_entropy_rows
+from ._rows import prepare, reduce_rows, reduction_factor
+from ._rules import NORMALIZATIONS, normalizer
 
 
 def cross_entropy_and_complement_entropy(

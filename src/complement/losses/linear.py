@@ -25,20 +25,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .._validation import (
-    NORMALIZATIONS,
-    check_alpha,
-    check_choice,
-    check_ignore_index,
-    check_num_classes,
-    check_num_classes_arg,
-    check_reduction,
-    check_targets,
-    flatten_logits,
-    normalizer,
-    reduce_rows,
-    split_ignored,
-)
+from .._validation import INDEX_DTYPES, check_choice, check_ignore_index, check_targets, flatten_rows
 from ..ops.chunked_linear import (
     DEFAULT_MEMORY_BUDGET,
     TritonRows,
@@ -47,6 +34,8 @@ from ..ops.chunked_linear import (
     chunked_sum,
     row_backend,
 )
+from ._rows import check_reduction, reduce_rows, split_ignored
+from ._rules import NORMALIZATIONS, check_alpha, check_num_classes, check_num_classes_arg, normalizer
 
 COMPLEMENT_TERMS = ("entropy", "guided")
 
@@ -55,16 +44,17 @@ COMPLEMENT_TERMS = ("entropy", "guided")
 
 
 def _check_linear(hidden, weight, bias, target, loss_name: str) -> tuple[Tensor, Tensor, torch.Size]:
-    """Check the output layer's shapes and dtypes; return ``(hidden (N, H), target (N,), target shape)``."""
-    for name, value in (("hidden", hidden), ("weight", weight), ("target", target)):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{loss_name} expects {name} to be a tensor; got {type(value).__name__}")
+    """Check the output layer's shapes and dtypes; return ``(hidden (N, H), target (N,), target shape)``.
+
+    The hidden states and targets get the package's row check (:func:`flatten_rows`, class-last:
+    the hidden states play the logits' role there, for shapes and target dtypes)."""
+    flat_hidden, flat_target, target_shape = flatten_rows(
+        hidden, target, who=loss_name, name="hidden states", width="H", index_dtypes=INDEX_DTYPES
+    )
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"{loss_name} expects weight to be a tensor; got {type(weight).__name__}")
     if bias is not None and not isinstance(bias, Tensor):
         raise TypeError(f"{loss_name} expects bias to be a tensor or None; got {type(bias).__name__}")
-    if not hidden.is_floating_point():
-        raise TypeError(f"{loss_name} expects floating-point hidden states; got dtype {hidden.dtype}")
-    if hidden.dim() < 1:
-        raise ValueError(f"{loss_name} expects hidden states of shape (N, H) or (..., H); got a scalar")
     if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
         raise ValueError(
             f"{loss_name}: weight must have shape (V, H) = (num_classes, {hidden.shape[-1]}) to match hidden states "
@@ -83,15 +73,7 @@ def _check_linear(hidden, weight, bias, target, loss_name: str) -> tuple[Tensor,
         raise ValueError(
             f"{loss_name}: hidden, weight, bias and target must be on one device; got {sorted(map(str, devices))}"
         )
-    if tuple(target.shape) != tuple(hidden.shape[:-1]):
-        raise ValueError(
-            f"{loss_name}: target shape {tuple(target.shape)} does not match hidden states of shape "
-            f"{tuple(hidden.shape)}; expected {tuple(hidden.shape[:-1])} (the hidden shape without its last dimension)"
-        )
-    # Reuse the package's target checks (integer dtype, message about soft targets) on the
-    # flattened rows; the hidden states play the logits' role there only for shapes.
-    flat_hidden, flat_target, _ = flatten_logits(hidden.reshape(-1, hidden.shape[-1]), target.reshape(-1), loss_name)
-    return flat_hidden, flat_target, target.shape
+    return flat_hidden, flat_target.long(), target_shape
 
 
 class _Prepared(NamedTuple):
