@@ -94,12 +94,12 @@ def run_hf(task, args) -> None:
         args=training,
         train_dataset=task.train,
         data_collator=collate,
-        cot_mode="off" if args.no_cot else "alternate",
+        mode="off" if args.no_cot else "alternate",
     )
     trainer.train()
     for entry in trainer.state.log_history:
-        if "cot_loss" in entry or "train_ce_loss" in entry:
-            print({k: entry[k] for k in ("step", "loss", "train_ce_loss", "cot_loss", "learning_rate") if k in entry})
+        if "loss" in entry and "train_loss" in entry:  # a logging step's entry (the run's summary has no "loss")
+            print({k: entry[k] for k in ("step", "loss", "train_loss", "cot_loss", "learning_rate") if k in entry})
 
 
 def main() -> None:

@@ -98,7 +98,7 @@ def main() -> None:
         options = {"causal_lm": True, "fused_lm_head": True}
     else:
         model = TinyLM(head)
-    trainer = CotTrainer(model=model, args=args, train_dataset=Tokens(), cot_mode=mode, **options)
+    trainer = CotTrainer(model=model, args=args, train_dataset=Tokens(), mode=mode, **options)
     trainer.train()
     parameters = {
         name: (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().cpu().clone()

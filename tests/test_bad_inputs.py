@@ -57,11 +57,11 @@ LOSS_CASES: list[Case] = [
     *each_function(lambda f: f(Z, T.bool()), TypeError, "integer class indices as target"),
     *each_function(lambda f: f(Z, torch.tensor([0, 1, 5, 2])), ValueError, "class index 5, outside the valid range"),
     *each_function(lambda f: f(Z, torch.tensor([0, -3, 1, 2])), ValueError, "class index -3"),
-    *each_function(lambda f: f(Z, T[:3]), ValueError, "target shape .3,. does not match logits shape"),
+    *each_function(lambda f: f(Z, T[:3]), ValueError, "logits of shape .4, 5. and target of shape .3,. do not fit"),
     *each_function(lambda f: f(Z, T.to("meta")), ValueError, "logits are on cpu and target on meta"),
     # logits
     *each_function(lambda f: f(Z.long(), T), TypeError, "floating-point logits"),
-    *each_function(lambda f: f(Z.tolist(), T), TypeError, "expects tensors; got list"),
+    *each_function(lambda f: f(Z.tolist(), T), TypeError, "expects logits and target as tensors; got list"),
     *each_function(lambda f: f(torch.randn(4, 1), torch.zeros(4, dtype=torch.long)), ValueError, "at least 2 classes"),
     *each_function(lambda f: f(torch.tensor(1.0), torch.tensor(0)), ValueError, "got a scalar"),
     # options
@@ -118,7 +118,10 @@ LINEAR_CASES: list[Case] = [
     ],
     *[(lambda f=f: f(H, W.double(), T), TypeError, "weight dtype torch.float64 differs") for f in LINEAR_FUNCTIONS],
     *[(lambda f=f: f(H.long(), W, T), TypeError, "floating-point hidden states") for f in LINEAR_FUNCTIONS],
-    *[(lambda f=f: f(H, W, T[:2]), ValueError, "target shape .2,. does not match hidden") for f in LINEAR_FUNCTIONS],
+    *[
+        (lambda f=f: f(H, W, T[:2]), ValueError, "hidden states of shape .4, 3. and target of shape .2,. do not fit")
+        for f in LINEAR_FUNCTIONS
+    ],
     *[(lambda f=f: f(H, W, T, torch.ones(4)), ValueError, "bias must have shape .5,.") for f in LINEAR_FUNCTIONS],
     *[(lambda f=f: f(H, W, T, chunk_size=0), ValueError, "chunk_size must be a positive") for f in LINEAR_FUNCTIONS],
     *[(lambda f=f: f(H, W, T, backend="cuda"), ValueError, "backend must be one of") for f in LINEAR_FUNCTIONS],
@@ -160,7 +163,11 @@ ENGINE_CASES: list[Case] = [
     (lambda: _cot().step((X,)), TypeError, r"got tuple of 1 element\(s\)"),
     (lambda: _cot().step(X), TypeError, "default batch format is .inputs, target."),
     (lambda: _cot().step((X, Y.float())), TypeError, "integer class indices"),
-    (lambda: _cot().step((X, Y[:3])), ValueError, "do not fit: COT training expects class-last logits"),
+    (
+        lambda: _cot().step((X, Y[:3])),
+        ValueError,
+        "COT: logits of shape .* and target of shape .3,. do not fit.*class-last logits",
+    ),
     (lambda: _cot().step((X, Y), micro_batches=[(X, Y)]), ValueError, "either one batch or micro_batches"),
     (lambda: _cot().step(), ValueError, "either one batch or micro_batches"),
     (lambda: _cot().step(micro_batches=[]), ValueError, "needs at least one batch"),
@@ -224,7 +231,7 @@ def test_cot_trainer_bad_options():
     from complement.hf import CotTrainer
 
     with pytest.raises(ValueError, match="unknown COT mode"):
-        CotTrainer(model=make_model(), cot_mode="half")
+        CotTrainer(model=make_model(), mode="half")
     with pytest.raises(ValueError, match="fused_lm_head=True applies to causal language models"):
         CotTrainer(model=make_model(), fused_lm_head=True)
 

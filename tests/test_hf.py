@@ -60,7 +60,7 @@ def test_cot_trainer_equals_hand_written_loop(tmp_path, mode, accumulation):
     x, y = make_data(n=16)
     model = TinyHF()
     training = args(tmp_path, per_device_train_batch_size=16 // accumulation, gradient_accumulation_steps=accumulation)
-    trainer = CotTrainer(model=model, args=training, train_dataset=DictData(x, y), cot_mode=mode)
+    trainer = CotTrainer(model=model, args=training, train_dataset=DictData(x, y), mode=mode)
     trainer.train()
     assert trainer.state.global_step == 3
     reference = make_model()
@@ -84,7 +84,7 @@ def test_missing_labels_is_a_clear_error(tmp_path):
 
 def test_unknown_mode_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown COT mode"):
-        CotTrainer(model=TinyHF(), args=args(tmp_path), cot_mode="half")
+        CotTrainer(model=TinyHF(), args=args(tmp_path), mode="half")
 
 
 def test_minilm_sequence_classifier_trains_offline_with_cot(tmp_path):
@@ -122,7 +122,7 @@ def test_minilm_sequence_classifier_trains_offline_with_cot(tmp_path):
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "cot_loss" in entry]
     assert trainer.state.global_step == 2 and len(logged) == 2
-    assert all(entry["cot_loss"] < 0 and entry["train_ce_loss"] > 0 for entry in logged)
+    assert all(entry["cot_loss"] < 0 and entry["train_loss"] > 0 for entry in logged)
 
 
 def test_non_finite_loss_is_reported(tmp_path):
@@ -137,7 +137,7 @@ def test_hyperparameter_search_attribute_does_not_replace_the_cot_objective(tmp_
     # transformers' Trainer stores its search objective in self.objective; COT's lives in cot_objective.
     x, y = make_data(n=16)
     model = TinyHF()
-    trainer = CotTrainer(model=model, args=args(tmp_path), train_dataset=DictData(x, y), cot_mode="alternate")
+    trainer = CotTrainer(model=model, args=args(tmp_path), train_dataset=DictData(x, y), mode="alternate")
     trainer.objective = 0.5  # as Trainer.hyperparameter_search's trials do
     trainer.train()
     reference = make_model()
@@ -152,7 +152,7 @@ def test_logged_losses_are_means_over_the_logging_interval(tmp_path):
         training = args(tmp_path / str(every), logging_steps=every, num_train_epochs=1, per_device_train_batch_size=8)
         trainer = CotTrainer(model=TinyHF(), args=training, train_dataset=DictData(x, y))
         trainer.train()
-        return [(e["cot_loss"], e["train_ce_loss"]) for e in trainer.state.log_history if "cot_loss" in e]
+        return [(e["cot_loss"], e["train_loss"]) for e in trainer.state.log_history if "cot_loss" in e]
 
     single, paired = logged(1), logged(4)
     assert len(single) == 8 and len(paired) == 2

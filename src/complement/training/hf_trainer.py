@@ -1,16 +1,21 @@
 """COT with the Hugging Face ``Trainer``: its optimizer, scheduler, accumulation and AMP.
 
-    trainer = CotTrainer(model=model, args=TrainingArguments(...), train_dataset=..., cot_mode="alternate")
+    trainer = CotTrainer(model=model, args=TrainingArguments(...), train_dataset=..., mode="alternate")
     trainer.train()
 
 Per optimizer step (after ``gradient_accumulation_steps`` micro-batches) in ``alternate``
-mode: the cross-entropy gradients are clipped (``max_grad_norm``) and applied by
+mode: phase 1's gradients (cross-entropy, or ``primary_loss``) are clipped (``max_grad_norm``) and applied by
 hand with the Trainer's optimizer, then the buffered micro-batches are forwarded again
 for the complement loss, and the Trainer's own loop clips, steps the optimizer and the
 scheduler, and counts the step, so ``global_step``, ``max_steps`` and schedulers count
 COT steps. ``joint`` and ``off`` only change the loss. The model gets the batch without
 ``labels`` and must return ``logits`` (class-last); the loss is computed here.
-Logged: ``loss`` (the Trainer's, = cross-entropy), ``cot_loss`` and ``train_ce_loss``.
+The COT options (``mode``, ``complement_loss``, ``complement_weight``, ``ignore_index``,
+``complement_loss_kwargs``, ``primary_loss``, ``primary_loss_kwargs``) are those of
+``CotStep`` and ``CotModule`` (:class:`~complement.training.objective.CotConfig`), and
+so are the logged names: ``train_loss`` (phase 1's loss), ``cot_loss`` and
+``cot_entropy``, beside the Trainer's ``loss``. (``cot_mode`` is a deprecated alias of
+``mode``.)
 
 Causal language models: ``causal_lm=True`` predicts token ``t+1`` from position ``t``
 (labels are shifted here, as the model's own loss would); ``fused_lm_head=True`` also
@@ -20,6 +25,8 @@ head's weight with the chunked op, so the N x V logits never exist.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from typing import Any
 
 from torch import Tensor, nn
@@ -53,15 +60,52 @@ def _no_unused_parameter_search(args: Any) -> None:
     args.ddp_find_unused_parameters = False
 
 
+def _accept_cot_mode(init: Any) -> Any:
+    """``cot_mode=``, the name ``mode`` had before 0.2.0: forwarded to ``mode`` with a
+    DeprecationWarning; refused beside ``mode``. (A wrapper, so that ``mode`` keeps the
+    default of the other front ends and an explicit ``mode`` can be told from the default.)"""
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if "cot_mode" in kwargs:
+            if "mode" in kwargs:
+                raise TypeError(
+                    f"CotTrainer got both mode={kwargs['mode']!r} and cot_mode={kwargs['cot_mode']!r}; "
+                    "cot_mode is the deprecated name of mode: pass mode only"
+                )
+            warnings.warn(
+                "CotTrainer(cot_mode=...) is deprecated since complement 0.2.0; pass mode=... "
+                "(the name CotStep and CotModule use)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            kwargs["mode"] = kwargs.pop("cot_mode")
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
 class CotTrainer(Trainer):
+    """The Hugging Face ``Trainer`` with COT's step (see the module's docstring).
+
+    Takes the Trainer's arguments, COT's options as ``CotStep`` and ``CotModule`` take
+    them (:class:`~complement.training.objective.CotConfig`: ``mode``, ``complement_loss``,
+    ``complement_weight``, ``ignore_index``, ``complement_loss_kwargs``, ``primary_loss``,
+    ``primary_loss_kwargs``; keyword-only here), and ``causal_lm`` / ``fused_lm_head``.
+    ``cot_mode`` is a deprecated alias of ``mode``.
+    """
+
+    @_accept_cot_mode
     def __init__(
         self,
         *args,
-        cot_mode: str = "alternate",
+        mode: str = "alternate",
         complement_loss: str | LossFn = "complement_entropy",
         complement_weight: float = 1.0,
         ignore_index: int = -100,
         complement_loss_kwargs: dict | None = None,
+        primary_loss: str | LossFn = "cross_entropy",
+        primary_loss_kwargs: dict | None = None,
         causal_lm: bool = False,
         fused_lm_head: bool = False,
         **kwargs,
@@ -72,13 +116,22 @@ class CotTrainer(Trainer):
         self.fused_lm_head = fused_lm_head
         if fused_lm_head:
             _no_unused_parameter_search(kwargs.get("args", args[1] if len(args) > 1 else None))
-        self.cot_objective = CotObjective(CotConfig.from_arguments(locals(), mode="cot_mode"))
+        config = CotConfig(
+            mode=mode,
+            complement_loss=complement_loss,
+            complement_weight=complement_weight,
+            ignore_index=ignore_index,
+            complement_loss_kwargs=complement_loss_kwargs,
+            primary_loss=primary_loss,
+            primary_loss_kwargs=primary_loss_kwargs,
+        )
+        self.cot_objective = CotObjective(config)
         super().__init__(*args, **kwargs)
         if getattr(self, "is_deepspeed_enabled", False) and self.cot_objective.mode == "alternate":
             raise ValueError(
                 "CotTrainer does not run under DeepSpeed: COT takes its cross-entropy step inside training_step, "
                 "while DeepSpeed's engine owns the optimizer step (and its loss scaling and gradient partitioning). "
-                "Use FSDP through Accelerate (fsdp in TrainingArguments) or DDP; cot_mode='joint' or 'off' take one "
+                "Use FSDP through Accelerate (fsdp in TrainingArguments) or DDP; mode='joint' or 'off' take one "
                 "step per batch and can."
             )
         self._stepper = CotStepper(
@@ -123,7 +176,8 @@ class CotTrainer(Trainer):
         return logits, target
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The first phase's loss (CE, or CE + complement in joint mode); used by evaluation too."""
+        """The first phase's loss (the primary loss, CE by default; plus the complement in joint mode);
+        used by evaluation too."""
         logits, target = self.logits_and_target(model, inputs)
         part = self.cot_objective.phase_loss(Phase.CE, logits, target)
         if return_outputs and isinstance(logits, LinearLogits):
@@ -147,9 +201,8 @@ class CotTrainer(Trainer):
         if self.accelerator.sync_gradients:
             logs = self._stepper.finish(self._cot_group, step_last=False)
             self._cot_group = []
-            for name, value in logs.items():
-                key = "train_ce_loss" if name == "train_loss" else name
-                self._cot_log_sums[key] = self._cot_log_sums.get(key, 0.0) + float(value)
+            for name, value in logs.items():  # the names CotStep returns and CotModule logs
+                self._cot_log_sums[name] = self._cot_log_sums.get(name, 0.0) + float(value)
             self._cot_log_count += 1
         return loss
 

@@ -174,7 +174,17 @@ class CotModule(pl.LightningModule):
         ):  # fmt: skip
             raise ValueError(f"accumulate_grad_batches must be an integer >= 1; got {accumulate_grad_batches!r}")
         check_clipping(gradient_clip_val, gradient_clip_algorithm)
-        self.objective = CotObjective(CotConfig.from_arguments(locals()))
+        self.objective = CotObjective(
+            CotConfig(
+                mode=mode,
+                complement_loss=complement_loss,
+                complement_weight=complement_weight,
+                ignore_index=ignore_index,
+                complement_loss_kwargs=complement_loss_kwargs,
+                primary_loss=primary_loss,
+                primary_loss_kwargs=primary_loss_kwargs,
+            )
+        )
         self.cot_accumulate_grad_batches = accumulate_grad_batches
         self.cot_gradient_clip_val = gradient_clip_val
         self.cot_gradient_clip_algorithm = gradient_clip_algorithm

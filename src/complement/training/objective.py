@@ -23,16 +23,16 @@ no loss: whatever the registry builds for a name, and whatever twin it offers, i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._validation import flatten_rows
 from ..losses import canonical_name, get_chunked_loss, get_loss, is_complement_objective
 
 MODES = ("alternate", "joint", "off")
@@ -132,23 +132,12 @@ def _not_logits(value: Any, what: str) -> TypeError:
 
 
 def flatten_class_last(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """``(..., C)`` logits and ``(...)`` targets to ``(M, C)`` and ``(M,)``."""
+    """``(..., C)`` logits and ``(...)`` targets to ``(M, C)`` and ``(M,)`` (the package's row check,
+    :func:`~complement._validation.flatten_rows`); a model output that is not a tensor gets advice."""
     if not isinstance(logits, Tensor):
         raise _not_logits(logits, "model's output")
-    if not isinstance(target, Tensor):
-        raise TypeError(f"COT needs the target as a tensor of class indices; got {type(target).__name__}")
-    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-        raise TypeError(
-            f"COT needs integer class indices as target; got dtype {target.dtype}. Probability (soft) targets "
-            "are not supported: the complement is defined by one target class (target.argmax(-1) for one-hot)."
-        )
-    if logits.dim() < 1 or tuple(logits.shape[:-1]) != tuple(target.shape):
-        raise ValueError(
-            f"logits of shape {tuple(logits.shape)} and target of shape {tuple(target.shape)} do not fit: "
-            "COT training expects class-last logits (..., C) with targets (...), e.g. (N, C) and (N,) or "
-            "(N, L, C) and (N, L). Return logits in that layout from logits_and_target()."
-        )
-    return logits.reshape(-1, logits.shape[-1]), target.reshape(-1)
+    rows, flat_target, _ = flatten_rows(logits, target, who="COT")
+    return rows, flat_target
 
 
 @dataclass
@@ -162,6 +151,10 @@ class PhaseLoss:
 @dataclass(frozen=True)
 class CotConfig:
     """What COT minimizes: the arguments every front end passes on, checked once here.
+
+    ``CotStep``, ``CotModule`` and ``CotTrainer`` each take every field as a parameter of
+    the same name and default, and build this config from them
+    (``tests/test_front_end_signature.py`` checks it).
 
     Args:
         mode: ``"alternate"``, ``"joint"`` or ``"off"``.
@@ -181,13 +174,6 @@ class CotConfig:
     complement_loss_kwargs: dict[str, Any] | None = None
     primary_loss: str | LossFn = "cross_entropy"
     primary_loss_kwargs: dict[str, Any] | None = None
-
-    @classmethod
-    def from_arguments(cls, arguments: Mapping[str, Any], **renamed: str) -> CotConfig:
-        """The config from a front end's arguments (``locals()``), taking the fields it names;
-        ``renamed`` maps a field to the front end's name for it (``mode="cot_mode"``)."""
-        names = {f.name: renamed.get(f.name, f.name) for f in fields(cls)}
-        return cls(**{name: arguments[given] for name, given in names.items() if given in arguments})
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -283,7 +269,7 @@ class CotObjective:
 
     def phase_loss(self, phase: str, logits: Tensor | LinearLogits, target: Tensor) -> PhaseLoss:
         if isinstance(logits, LinearLogits):
-            hidden, target = flatten_class_last(logits.hidden, target)
+            hidden, target, _ = flatten_rows(logits.hidden, target, who="COT", name="hidden states", width="H")
             head = logits.weight
             if isinstance(head, nn.Module):
                 return in_forward_of(

@@ -67,7 +67,17 @@ class CotStep:
         check_clipping(gradient_clip_val, gradient_clip_algorithm)
         self.model = model
         self.ce_optimizer, self.complement_optimizer = split_optimizers(optimizers)
-        self.objective = CotObjective(CotConfig.from_arguments(locals()))
+        self.objective = CotObjective(
+            CotConfig(
+                mode=mode,
+                complement_loss=complement_loss,
+                complement_weight=complement_weight,
+                ignore_index=ignore_index,
+                complement_loss_kwargs=complement_loss_kwargs,
+                primary_loss=primary_loss,
+                primary_loss_kwargs=primary_loss_kwargs,
+            )
+        )
         self.logits_and_target = logits_and_target
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
