@@ -51,6 +51,6 @@ def blobs(monkeypatch):
             raise ValueError(f"unknown task {task!r}")
         return blobs_task(seed, **options)
 
-    from complement.experiments import cli
+    from complement.experiments.runs import launch
 
-    monkeypatch.setattr(cli, "_build_task", build)
+    monkeypatch.setattr(launch, "build_task", build)

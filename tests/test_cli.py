@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from complement.experiments import cli
 from complement.experiments.cli import main
-from complement.experiments.runs import read_status
+from complement.experiments.runs import launch, read_status
 from conftest import blobs_task
 
 
@@ -109,7 +108,7 @@ def test_interrupted_fit_saved_the_task_as_asked_for_resume(blobs, tmp_path, mon
     assert saved["task"] == "blobs" and saved["task_options"] == {"fail": True}
     seen = []
     monkeypatch.setattr(
-        cli, "_build_task", lambda task, options, seed: seen.append((task, options)) or blobs_task(seed)
+        launch, "build_task", lambda task, options, seed: seen.append((task, options)) or blobs_task(seed)
     )
     main(["fit", "--resume", str(run), "--progress", "false"])
     assert seen == [("blobs", {"fail": True})] and read_status(run).status == "complete"

@@ -22,23 +22,16 @@ import logging
 import shlex
 import signal
 import sys
-import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jsonargparse import CLI
 
-from .._atomic import write_json
-from .runs.config import RESUME_CHANGES, ResolvedTrainConfig, TrainConfig, resumed
-from .runs.files import CONFIG_FILE, RunSpec, check_output_directory, load_run_record, load_spec, new_run_dir, save_spec
-from .runs.methods import METHODS, get_method
+from .runs.comparison import COMPARE_FILE, Comparison
+from .runs.config import TrainConfig
+from .runs.methods import METHODS
 from .runs.status import read_status
-from .runs.threads import check_threads
-
-COMPARE_FILE = "compare.json"
-DEFAULT_TASK, DEFAULT_METHOD, DEFAULT_METHODS, DEFAULT_SEEDS = "mnist", "cot", ["ce", "cot", "ce_2x"], 3
 
 
 def _quiet() -> None:
@@ -50,43 +43,6 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*litlogger.*")
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
-
-
-def _build_task(task: str, task_options: dict[str, Any], seed: int):
-    from .tasks import build_task
-
-    return build_task(task, seed=seed, **task_options)
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    """A settings file of a run or comparison, with a clear error when it is missing or damaged."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path.parent} is not a {what} directory (no {path.name})") from None
-    except ValueError as error:
-        raise ValueError(f"{path} is damaged ({error}); it cannot be resumed. Start a new {what}.") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} does not hold a {what}'s settings; it cannot be resumed")
-    return data
-
-
-def _check_seed(name: str, seed: Any) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"{name} must be an integer in [0, 2**32) (numpy's seed range); got {seed!r}")
-
-
-def _refuse_if_running(run_dir: Path) -> None:
-    status = read_status(run_dir)
-    if status.alive:
-        raise RuntimeError(f"{run_dir} is still running ({status.detail}); stop it before resuming")
-
-
-def _refuse_changes(given: dict[str, Any], saved: dict[str, Any], what: str, allowed: str) -> None:
-    changed = {key: value for key, value in given.items() if value is not None and value != saved.get(key)}
-    if changed:
-        listed = ", ".join(f"--{key} {value!r} (saved: {saved.get(key)!r})" for key, value in changed.items())
-        raise ValueError(f"--resume continues {what} as saved; {listed} would change it. {allowed}")
 
 
 def fit(
@@ -118,35 +74,11 @@ def fit(
             config.json; a run resumed with ``auto`` keeps its count.
     """
     _quiet()
-    check_threads(threads)
-    if resume is not None:
-        run_dir = Path(resume)
-        spec = load_spec(run_dir)
-        _refuse_changes(
-            {"task": task, "method": method, "seed": seed, "task_options": task_options},
-            {"task": spec.task, "method": spec.method, "seed": spec.seed, "task_options": spec.task_options},
-            "a run",
-            "Start a new run to change them.",
-        )
-        _refuse_if_running(run_dir)
-        spec = RunSpec(spec.task, spec.method, spec.seed, resumed(spec.train, train, tuple(RESUME_CHANGES), "a run"),
-                       spec.task_options, threads, spec.threads_used if threads == "auto" else None)  # fmt: skip
-        built = _build_task(spec.task, spec.task_options, spec.seed)
-        save_spec(run_dir, spec)
-    else:
-        task, method = task or DEFAULT_TASK, method or DEFAULT_METHOD
-        seed = 0 if seed is None else seed
-        _check_seed("seed", seed)
-        get_method(method)
-        check_output_directory(Path(out))
-        options = dict(task_options or {})
-        built = _build_task(task, options, seed)  # validates the task, its options and its data first
-        spec = RunSpec(task, method, seed, train.resolved(built.defaults), options, threads)
-        run_dir = new_run_dir(Path(out), f"{task}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-        save_spec(run_dir, spec)
-    from .runs.fit import fit_run  # Lightning is imported only to train
+    from .runs.launch import train_run
 
-    record = fit_run(built, spec, run_dir, progress=progress, resume=resume is not None)
+    record, run_dir = train_run(
+        task, method, seed, train, task_options, out, resume, threads=threads, progress=progress
+    )
     print(json.dumps(record.test, indent=2))
     print(f"run directory: {run_dir}")
 
@@ -181,150 +113,14 @@ def compare(
             ``threads: auto``); the results are those of ``jobs: 1`` with the same thread count.
     """
     _quiet()
-    check_threads(threads)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1; got {jobs!r}")
-    if resume is not None:
-        compare_dir = Path(resume)
-        saved = _load_comparison(compare_dir)
-        task, task_options = saved["task"], saved["task_options"]
-        methods, seeds, config = _grown(saved, methods, seeds, train, task_options, task, compare_dir)
-        command = saved["command"]
-    else:
-        task, methods = task or DEFAULT_TASK, list(methods if methods is not None else DEFAULT_METHODS)
-        seeds = DEFAULT_SEEDS if seeds is None else seeds
-        _check_comparison(methods, seeds)
-        check_output_directory(Path(out))
-        task_options = dict(task_options or {})
-        config = train.resolved(_build_task(task, task_options, 0).defaults)  # checks the task before any directory
-        compare_dir = new_run_dir(Path(out), f"compare-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
-        command = "complement " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-    _save_comparison(compare_dir, task, task_options, methods, seeds, config, command)
-    plan = Plan(compare_dir, task, task_options, config, threads, jobs)
-    records = _run_comparison(plan, methods, seeds, progress and jobs == 1)
-    from .report import write_report
+    from .runs.comparison import compare as run
 
-    paths = write_report(records, compare_dir, task_name=task, command=command)
+    command = "complement " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    paths = run(task, methods, seeds, train, task_options, out, resume,
+                threads=threads, jobs=jobs, progress=progress, command=command)  # fmt: skip
     print()
     print(paths.console_table)
     print(f"\nreport: {paths.report}")
-
-
-def _check_comparison(methods: list[str], seeds: int) -> None:
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be an integer >= 1; got {seeds!r}")
-    if not methods:
-        raise ValueError("methods is empty; name at least one, e.g. [ce, cot]")
-    for name in methods:
-        get_method(name)
-    repeated = sorted({name for name in methods if methods.count(name) > 1})
-    if repeated:
-        raise ValueError(f"methods lists {repeated} more than once; name each method once")
-
-
-def _load_comparison(compare_dir: Path) -> dict[str, Any]:
-    saved = _read_json(compare_dir / COMPARE_FILE, "comparison")
-    missing = sorted({"task", "methods", "seeds", "task_options", "train", "command"} - set(saved))
-    if missing:
-        raise ValueError(f"{compare_dir / COMPARE_FILE} lacks {missing}; it cannot be resumed. Start a new comparison.")
-    return saved
-
-
-def _grown(saved, methods, seeds, train: TrainConfig, task_options, task, compare_dir):
-    """A resumed comparison's methods, seeds and settings: the saved ones, grown as asked."""
-    _refuse_changes(
-        {"task": task if task != saved["task"] else None},
-        {"task": saved["task"]},
-        "a comparison",
-        "Start a new comparison for another task.",
-    )
-    for run in sorted(Path(compare_dir).glob("*-seed*")):
-        _refuse_if_running(run)
-    methods = list(saved["methods"]) + [m for m in (methods or []) if m not in saved["methods"]]
-    seeds = max(int(saved["seeds"]), seeds or 0)
-    _check_comparison(methods, seeds)
-    config = ResolvedTrainConfig.from_saved(dict(saved["train"]), str(compare_dir / COMPARE_FILE))
-    config = resumed(config, train, ("checkpoint_every_n_steps",), "a comparison")
-    return methods, seeds, config
-
-
-def _save_comparison(compare_dir, task, task_options, methods, seeds, config: ResolvedTrainConfig, command) -> None:
-    settings = {"task": task, "task_options": task_options, "methods": methods, "seeds": seeds}
-    write_json(compare_dir / COMPARE_FILE, {**settings, "train": config.to_dict(), "command": command})
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What every run of a comparison shares."""
-
-    compare_dir: Path
-    task: str
-    task_options: dict[str, Any]
-    config: ResolvedTrainConfig
-    threads: int | str
-    jobs: int
-
-
-def _run_comparison(plan: Plan, methods: list[str], seeds: int, progress: bool) -> list:
-    """Every (seed, method) run, the finished ones read back; with ``jobs > 1`` several at once."""
-    records: dict[tuple[int, int], Any] = {}
-    todo = []
-    for seed in range(seeds):
-        for index, name in enumerate(methods):
-            run_dir = plan.compare_dir / f"{name}-seed{seed}"
-            status = read_status(run_dir)
-            if status.status == "complete":
-                records[(seed, index)] = load_run_record(run_dir)
-                continue
-            resume = status.status is not None
-            note = f" (resuming: was {status.status}{'; ' + status.detail if status.detail else ''})" if resume else ""
-            todo.append(((seed, index), name, seed, resume, note))
-    total = seeds * len(methods)
-    if plan.jobs == 1:
-        for key, name, seed, resume, note in todo:
-            print(f"[{len(records) + 1}/{total}] {plan.task}: {name}, seed {seed}{note}", flush=True)
-            records[key] = _train_one(plan, name, seed, resume, progress)
-    else:
-        _train_in_parallel(plan, todo, records, total)
-    return [records[key] for key in sorted(records)]
-
-
-def _train_one(plan: Plan, name: str, seed: int, resume: bool, progress: bool = False):
-    """One run of a comparison (also the body of a parallel worker process)."""
-    from .runs.fit import fit_run  # Lightning is imported only to train
-
-    run_dir = plan.compare_dir / f"{name}-seed{seed}"
-    # a resumed run keeps the thread count it started with under `auto` (runs/threads.py)
-    started = load_spec(run_dir).threads_used if resume and (run_dir / CONFIG_FILE).exists() else None
-    spec = RunSpec(plan.task, name, seed, plan.config, dict(plan.task_options), plan.threads,
-                   started if plan.threads == "auto" else None)  # fmt: skip
-    run_dir.mkdir(exist_ok=True)
-    save_spec(run_dir, spec)
-    built = _build_task(plan.task, plan.task_options, seed)
-    return fit_run(built, spec, run_dir, progress=progress, resume=resume, jobs=plan.jobs)
-
-
-def _train_in_parallel(plan: Plan, todo: list, records: dict, total: int) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-
-    # spawn: a fresh interpreter per worker, never a fork of a process holding torch's threads
-    with ProcessPoolExecutor(max_workers=plan.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {}
-        for key, name, seed, resume, note in todo:
-            futures[pool.submit(_train_one, plan, name, seed, resume)] = (key, name, seed)
-            print(f"queued {plan.task}: {name}, seed {seed}{note}", flush=True)
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
-                key, name, seed = futures[future]
-                if future.exception() is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise future.exception()  # type: ignore[misc]
-                records[key] = future.result()
-                print(f"[{len(records)}/{total}] {plan.task}: {name}, seed {seed} done", flush=True)
 
 
 def status(path: Path) -> None:
@@ -335,11 +131,10 @@ def status(path: Path) -> None:
     """
     path = Path(path)
     if (path / COMPARE_FILE).exists():
-        saved = _load_comparison(path)
-        runs = [path / f"{m}-seed{s}" for s in range(int(saved["seeds"])) for m in saved["methods"]]
-        report = path / "report.md"
-        written = "written" if report.exists() else "not yet written"
-        print(f"comparison {path}: {saved['task']}, {len(runs)} runs; report.md {written}")
+        comparison = Comparison.load(path)
+        runs = comparison.run_dirs()
+        written = "written" if (path / "report.md").exists() else "not yet written"
+        print(f"comparison {path}: {comparison.task}, {len(runs)} runs; report.md {written}")
     elif (path / "config.json").exists() or (path / "status.json").exists():
         runs = [path]
     else:

@@ -1,0 +1,236 @@
+"""A comparison: every method trained over paired seeds on one task, in one directory.
+
+The directory holds ``compare.json`` (task, options, methods, seeds, resolved train settings
+and the command that started it), one run directory per (method, seed) named by
+:func:`~.launch.run_dir_name`, and the report. A comparison resumes after any kill: finished
+runs are read back, interrupted ones continue from their checkpoints, and it may grow (more
+seeds, more methods) but never change what it measured.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..._atomic import write_json
+from ..report.records import RunRecord
+from . import launch
+from .config import ResolvedTrainConfig, TrainConfig, resumed
+from .files import CONFIG_FILE, RunSpec, check_output_directory, load_run_record, load_spec, new_run_dir, save_spec
+from .launch import DEFAULT_TASK, read_settings, refuse_changes, refuse_if_running, run_dir_name
+from .methods import get_method
+from .status import read_status
+from .threads import check_threads
+
+if TYPE_CHECKING:
+    from ..report.compare import ReportPaths
+
+COMPARE_FILE = "compare.json"
+DEFAULT_METHODS, DEFAULT_SEEDS = ("ce", "cot", "ce_2x"), 3
+_SAVED_KEYS = ("task", "task_options", "methods", "seeds", "train", "command")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a comparison measures, as saved in its ``compare.json``."""
+
+    directory: Path
+    task: str
+    task_options: dict[str, Any]
+    methods: list[str]
+    seeds: int
+    train: ResolvedTrainConfig
+    command: str
+
+    def run_dirs(self) -> list[Path]:
+        """Every run's directory, seed by seed, in the order of ``methods``."""
+        return [self.directory / run_dir_name(m, s) for s in range(self.seeds) for m in self.methods]
+
+    def save(self) -> None:
+        settings = {"task": self.task, "task_options": self.task_options, "methods": self.methods}
+        write_json(
+            self.directory / COMPARE_FILE,
+            {**settings, "seeds": self.seeds, "train": self.train.to_dict(), "command": self.command},
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> Comparison:
+        directory = Path(directory)
+        saved = read_settings(directory / COMPARE_FILE, "comparison")
+        missing = sorted(set(_SAVED_KEYS) - set(saved))
+        if missing:
+            raise ValueError(
+                f"{directory / COMPARE_FILE} lacks {missing}; it cannot be resumed. Start a new comparison."
+            )
+        train = ResolvedTrainConfig.from_saved(dict(saved["train"]), str(directory / COMPARE_FILE))
+        return cls(directory, saved["task"], saved["task_options"], list(saved["methods"]), int(saved["seeds"]),
+                   train, saved["command"])  # fmt: skip
+
+
+def check_methods_and_seeds(methods: list[str], seeds: int) -> None:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1; got {seeds!r}")
+    if not methods:
+        raise ValueError("methods is empty; name at least one, e.g. [ce, cot]")
+    for name in methods:
+        get_method(name)
+    repeated = sorted({name for name in methods if methods.count(name) > 1})
+    if repeated:
+        raise ValueError(f"methods lists {repeated} more than once; name each method once")
+
+
+def check_jobs(jobs: Any) -> None:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1; got {jobs!r}")
+
+
+def start_comparison(
+    task: str | None,
+    methods: list[str] | None,
+    seeds: int | None,
+    train: TrainConfig,
+    task_options: dict[str, Any] | None,
+    out: Path,
+    command: str,
+) -> Comparison:
+    """A new comparison's settings and directory; the task is built (and so checked) before the directory."""
+    task, methods = task or DEFAULT_TASK, list(methods if methods is not None else DEFAULT_METHODS)
+    seeds = DEFAULT_SEEDS if seeds is None else seeds
+    check_methods_and_seeds(methods, seeds)
+    check_output_directory(Path(out))
+    task_options = dict(task_options or {})
+    config = train.resolved(launch.build_task(task, task_options, 0).defaults)
+    directory = new_run_dir(Path(out), f"compare-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    comparison = Comparison(directory, task, task_options, methods, seeds, config, command)
+    comparison.save()
+    return comparison
+
+
+def resume_comparison(
+    directory: Path, task: str | None, methods: list[str] | None, seeds: int | None, train: TrainConfig
+) -> Comparison:
+    """A saved comparison, grown as asked: more methods, more seeds, another checkpoint interval."""
+    saved = Comparison.load(directory)
+    refuse_changes(
+        {"task": task if task != saved.task else None},
+        {"task": saved.task},
+        "a comparison",
+        "Start a new comparison for another task.",
+    )
+    for run in saved.run_dirs():
+        refuse_if_running(run)
+    methods = saved.methods + [m for m in (methods or []) if m not in saved.methods]
+    seeds = max(saved.seeds, seeds or 0)
+    check_methods_and_seeds(methods, seeds)
+    config = resumed(saved.train, train, ("checkpoint_every_n_steps",), "a comparison")
+    grown = Comparison(saved.directory, saved.task, saved.task_options, methods, seeds, config, saved.command)
+    grown.save()
+    return grown
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every run of a comparison shares (pickled to worker processes under ``jobs > 1``)."""
+
+    comparison: Comparison
+    threads: int | str
+    jobs: int
+
+
+def run_comparison(
+    comparison: Comparison, *, threads: int | str = "auto", jobs: int = 1, progress: bool = False
+) -> list[RunRecord]:
+    """Every (seed, method) run's record, the finished ones read back; with ``jobs > 1`` several at once."""
+    check_threads(threads)
+    check_jobs(jobs)
+    plan = _Plan(comparison, threads, jobs)
+    records: dict[tuple[int, int], RunRecord] = {}
+    todo = []
+    for seed in range(comparison.seeds):
+        for index, name in enumerate(comparison.methods):
+            run_dir = comparison.directory / run_dir_name(name, seed)
+            status = read_status(run_dir)
+            if status.status == "complete":
+                records[(seed, index)] = load_run_record(run_dir)
+                continue
+            resume = status.status is not None
+            note = f" (resuming: was {status.status}{'; ' + status.detail if status.detail else ''})" if resume else ""
+            todo.append(((seed, index), name, seed, resume, note))
+    total = comparison.seeds * len(comparison.methods)
+    if jobs == 1:
+        for key, name, seed, resume, note in todo:
+            print(f"[{len(records) + 1}/{total}] {comparison.task}: {name}, seed {seed}{note}", flush=True)
+            records[key] = _train_one(plan, name, seed, resume, progress)
+    else:
+        _train_in_parallel(plan, todo, records, total)
+    return [records[key] for key in sorted(records)]
+
+
+def _train_one(plan: _Plan, name: str, seed: int, resume: bool, progress: bool = False) -> RunRecord:
+    """One run of a comparison (also the body of a parallel worker process)."""
+    from .fit import fit_run  # Lightning is imported only to train
+
+    c = plan.comparison
+    run_dir = c.directory / run_dir_name(name, seed)
+    # a resumed run keeps the thread count it started with under `auto` (runs/threads.py)
+    started = load_spec(run_dir).threads_used if resume and (run_dir / CONFIG_FILE).exists() else None
+    spec = RunSpec(c.task, name, seed, c.train, dict(c.task_options), plan.threads,
+                   started if plan.threads == "auto" else None)  # fmt: skip
+    run_dir.mkdir(exist_ok=True)
+    save_spec(run_dir, spec)
+    built = launch.build_task(c.task, c.task_options, seed)
+    return fit_run(built, spec, run_dir, progress=progress, resume=resume, jobs=plan.jobs)
+
+
+def _train_in_parallel(plan: _Plan, todo: list, records: dict, total: int) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    task = plan.comparison.task
+    # spawn: a fresh interpreter per worker, never a fork of a process holding torch's threads
+    with ProcessPoolExecutor(max_workers=plan.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {}
+        for key, name, seed, resume, note in todo:
+            futures[pool.submit(_train_one, plan, name, seed, resume)] = (key, name, seed)
+            print(f"queued {task}: {name}, seed {seed}{note}", flush=True)
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                key, name, seed = futures[future]
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()  # type: ignore[misc]
+                records[key] = future.result()
+                print(f"[{len(records)}/{total}] {task}: {name}, seed {seed} done", flush=True)
+
+
+def compare(
+    task: str | None = None,
+    methods: list[str] | None = None,
+    seeds: int | None = None,
+    train: TrainConfig | None = None,
+    task_options: dict[str, Any] | None = None,
+    out: Path = Path("runs"),
+    resume: Path | None = None,
+    *,
+    threads: int | str = "auto",
+    jobs: int = 1,
+    progress: bool = False,
+    command: str = "",
+) -> ReportPaths:
+    """Start (or resume) a comparison, train every run, and write its report; ``complement compare``."""
+    check_threads(threads)
+    check_jobs(jobs)
+    train = train or TrainConfig()
+    if resume is not None:
+        comparison = resume_comparison(Path(resume), task, methods, seeds, train)
+    else:
+        comparison = start_comparison(task, methods, seeds, train, task_options, out, command)
+    records = run_comparison(comparison, threads=threads, jobs=jobs, progress=progress and jobs == 1)
+    from ..report import write_report  # matplotlib loads only to write the report
+
+    return write_report(records, comparison.directory, task_name=comparison.task, command=comparison.command)
