@@ -4,10 +4,14 @@
 - :mod:`.config`: the train settings, their defaults and what may change on resume.
 - :mod:`.status`: ``status.json`` kept honest (running, complete, diverged, failed, interrupted).
 - :mod:`.files`: a run's saved configuration, record and directory.
-- :mod:`.fit`: training, testing and predicting a run that survives kills.
+- :mod:`.launch`: starting and resuming one run (the rules ``--resume`` follows).
+- :mod:`.comparison`: every method over paired seeds on one task, resumable and growable.
+- :mod:`.fit`: training, testing and predicting a run that survives kills; with
+  :mod:`.module` (the LightningModule), :mod:`.callbacks` (history, heartbeat) and
+  :mod:`.checkpoints` (which files are written, picked and pruned).
 
-Only :mod:`.fit` imports Lightning; its names load on first use, so the command line
-answers ``list``, ``status`` and argument errors without it.
+Only the training modules import Lightning; their names load on first use, so the command
+line answers ``list``, ``status`` and argument errors without it.
 """
 
 from typing import Any
@@ -42,12 +46,17 @@ __all__ = [
     "save_spec",
     "write_status",
 ]
-_FIT_NAMES = ("History", "TaskModule", "fit_run", "latest_checkpoint")
+_LIGHTNING_NAMES = {
+    "History": "callbacks",
+    "TaskModule": "module",
+    "fit_run": "fit",
+    "latest_checkpoint": "checkpoints",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FIT_NAMES:  # imported on use: complement.experiments.runs.fit imports Lightning
-        from . import fit
+    if name in _LIGHTNING_NAMES:  # imported on use: these modules import Lightning
+        import importlib
 
-        return getattr(fit, name)
+        return getattr(importlib.import_module(f"{__name__}.{_LIGHTNING_NAMES[name]}"), name)
     raise AttributeError(f"module 'complement.experiments.runs' has no attribute {name!r}")
