@@ -18,8 +18,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from complement.experiments.tasks import available_tasks, build_task, fashion, task_options
-from complement.experiments.tasks.embeddings import MeanPoolEncoder, cache_dir, cached_embeddings
+from complement.experiments.tasks import available_tasks, build_task, fashion, readers, task_options
+from complement.experiments.tasks.cache import cache_dir
+from complement.experiments.tasks.embeddings import MeanPoolEncoder, cached_embeddings
 
 NEW_TASKS = ["fashion_mnist", "movie_reviews", "movie_reviews_frozen", "bbc_news", "bbc_news_frozen"]
 HAS_FASHION = fashion.npz_path().exists() or fashion.sdist_path().exists()
@@ -104,7 +105,7 @@ def test_fashion_mnist_cnn_and_harder_variants():
 
 def write_idx(path, array: np.ndarray, code: int = 0x08, zipped: bool = True):
     data = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data += array.astype(np.dtype(fashion.IDX_TYPES[code])).tobytes()
+    data += array.astype(np.dtype(readers.IDX_TYPES[code])).tobytes()
     path.write_bytes(gzip.compress(data) if zipped else data)
     return path
 
@@ -117,10 +118,10 @@ def fake_fashion(n_per_class: int, seed: int = 0):
 
 def test_idx_reader_round_trip_and_types(tmp_path):
     images, labels = fake_fashion(2)
-    assert np.array_equal(fashion.read_idx(write_idx(tmp_path / "a.gz", images)), images)
-    assert np.array_equal(fashion.read_idx(write_idx(tmp_path / "b", labels, zipped=False)), labels)
+    assert np.array_equal(readers.read_idx(write_idx(tmp_path / "a.gz", images)), images)
+    assert np.array_equal(readers.read_idx(write_idx(tmp_path / "b", labels, zipped=False)), labels)
     floats = np.arange(6, dtype=np.float32).reshape(2, 3)
-    back = fashion.read_idx(write_idx(tmp_path / "c", floats, code=0x0D))
+    back = readers.read_idx(write_idx(tmp_path / "c", floats, code=0x0D))
     assert back.dtype == np.float32 and back.dtype.isnative and np.array_equal(back, floats)
 
 
@@ -141,7 +142,7 @@ def test_idx_reader_refuses_malformed_files(tmp_path, content, message):
         path = tmp_path / ("bad.gz" if zipped else "bad")
         path.write_bytes(gzip.compress(content) if zipped else content)
         with pytest.raises(ValueError, match=message):
-            fashion.read_idx(path)
+            readers.read_idx(path)
 
 
 def test_idx_reader_refuses_a_broken_gzip(tmp_path):
@@ -150,7 +151,7 @@ def test_idx_reader_refuses_a_broken_gzip(tmp_path):
     for broken in (gzip.compress(data)[:100], b"\x1f\x8b" + bytes(30)):  # cut short; a gzip header and junk
         path.write_bytes(broken)
         with pytest.raises(ValueError, match="broken.gz: unreadable"):
-            fashion.read_idx(path)
+            readers.read_idx(path)
 
 
 def test_fashion_mnist_from_idx_files(tmp_path):
@@ -225,7 +226,7 @@ def test_the_unpickler_refuses_a_forbidden_global_without_running_it(tmp_path, m
     marker = tmp_path / "ran"
     payload = pickle.dumps({"train_X": RunsACommand(marker)})
     with pytest.raises(pickle.UnpicklingError, match=r"refused to load the global (posix|nt|os)\.system"):
-        fashion.load_numpy_pickle(payload)
+        readers.load_numpy_pickle(payload)
     assert not marker.exists()
     # through the whole sdist path too: even with hashes that matched, the unpickler is the second wall
     member = gzip.compress(payload)
@@ -236,12 +237,12 @@ def test_the_unpickler_refuses_a_forbidden_global_without_running_it(tmp_path, m
         fashion.arrays_from_sdist(tarball)
     assert not marker.exists()
     with pytest.raises(pickle.UnpicklingError, match="builtins.eval"):
-        fashion.load_numpy_pickle(pickle.dumps(eval))
+        readers.load_numpy_pickle(pickle.dumps(eval))
 
 
 def test_the_unpickler_loads_numpy_arrays_and_the_checks_catch_wrong_shapes(tmp_path, monkeypatch):
     arrays = {"train_X": np.arange(6, dtype=np.float64).reshape(2, 3) / 1000, "train_Y(num)": np.array([1.0, 2.0])}
-    loaded = fashion.load_numpy_pickle(pickle.dumps(arrays, protocol=4))
+    loaded = readers.load_numpy_pickle(pickle.dumps(arrays, protocol=4))
     assert np.array_equal(loaded["train_X"], arrays["train_X"]) and loaded["train_Y(num)"].dtype == np.float64
     member = gzip.compress(pickle.dumps(arrays))
     tarball = make_tarball(tmp_path / fashion.SDIST, member)

@@ -18,7 +18,8 @@ Targets are int64; ``-100`` (``ignore_index``) marks padding and positions that 
 count (continuation word pieces in token tasks).
 
 ``build_task(name, **options)`` builds a registered task; ``available_tasks()`` lists
-them; ``task_options(name)`` shows a task's options and their defaults.
+them; ``task_options(name)`` shows a task's options and their defaults; ``task_card(name)``
+its data card (:mod:`.cards`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    from .cards import DataCard
 
 KINDS = ("image", "text", "token", "lm")
 IGNORE_INDEX = -100
@@ -81,29 +85,34 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A registered task: its builder, a one-line summary and preset options."""
+    """A registered task: its builder, a one-line summary, preset options and its data card."""
 
     name: str
     builder: Callable[..., Task]
     summary: str
     preset: dict[str, Any] = field(default_factory=dict)
+    card: DataCard | None = None
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
 ALIASES: dict[str, str] = {}
 
 
-def register_task(name: str, summary: str, **preset: Any) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
-    """Decorator: register ``builder(**options) -> Task`` under ``name``."""
+def register_task(
+    name: str, summary: str, *, card: DataCard | None = None, **preset: Any
+) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
+    """Decorator: register ``builder(**options) -> Task`` under ``name``, with its data ``card``."""
 
     def decorate(builder: Callable[..., Task]) -> Callable[..., Task]:
-        register_preset(name, builder, summary, **preset)
+        register_preset(name, builder, summary, card=card, **preset)
         return builder
 
     return decorate
 
 
-def register_preset(name: str, builder: Callable[..., Task], summary: str, **preset: Any) -> None:
+def register_preset(
+    name: str, builder: Callable[..., Task], summary: str, *, card: DataCard | None = None, **preset: Any
+) -> None:
     """Register ``builder`` under ``name`` with some options fixed by default (still overridable)."""
     if name in _REGISTRY:
         raise ValueError(f"task {name!r} is already registered")
@@ -111,7 +120,7 @@ def register_preset(name: str, builder: Callable[..., Task], summary: str, **pre
     unknown = sorted(set(preset) - set(accepted))
     if unknown:
         raise TypeError(f"preset {name!r}: {builder.__name__} has no options {unknown}")
-    _REGISTRY[name] = TaskSpec(name, builder, summary, dict(preset))
+    _REGISTRY[name] = TaskSpec(name, builder, summary, dict(preset), card)
 
 
 def _option_names(builder: Callable[..., Task]) -> list[str]:
@@ -136,6 +145,11 @@ def task_options(name: str) -> dict[str, Any]:
     spec = _spec(name)
     params = inspect.signature(spec.builder).parameters
     return {key: spec.preset.get(key, params[key].default) for key in _option_names(spec.builder)}
+
+
+def task_card(name: str) -> DataCard | None:
+    """The data card registered with a task (None for a task registered without one)."""
+    return _spec(name).card
 
 
 def build_task(name: str, **options: Any) -> Task:

@@ -45,6 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Task, register_task
+from .cards import DataCard
 from .datasets import ImageDataset, stack_batch
 from .harder import check_harder
 from .models import SmallCNN
@@ -80,6 +81,15 @@ PAPER_RECIPE: dict[str, Any] = {
     "lr_gamma": 0.1,
     "cot_optimizers": "separate",
 }
+CIFAR10 = DataCard(
+    data="CIFAR-10: 50,000 training and 10,000 test images, 32x32 colour, 10 classes",
+    source="your binary-version files (data_dir) from https://www.cs.toronto.edu/~kriz/cifar.html",
+    licence="no licence stated (Krizhevsky 2009: cite the tech report)",
+    train=45_000,
+    val=5_000,
+    test=10_000,
+    defaults=PAPER_RECIPE,
+)
 
 
 def read_batch_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -169,13 +179,15 @@ def _to_float(images: Tensor) -> Tensor:
     return images.float().div_(255.0)
 
 
-@register_task("cifar10", "CIFAR-10 from your binary-version files (data_dir), PreAct ResNet-18, the paper's recipe")
+@register_task(
+    "cifar10", "CIFAR-10 from your binary-version files (data_dir), PreAct ResNet-18, the paper's recipe", card=CIFAR10
+)
 def cifar10(
     *,
     data_dir: str | Path | None = None,
     seed: int = 0,
     train_size: int | float | None = None,
-    val_size: int | float | None = 5000,
+    val_size: int | float | None = CIFAR10.val,
     test_size: int | float | None = None,
     label_noise: float = 0.0,
     imbalance: float = 1.0,
@@ -231,7 +243,7 @@ def cifar10(
         class_names=class_names,
         build_model=factory,
         collate_fn=stack_batch,
-        defaults=dict(PAPER_RECIPE, lr_milestones=list(PAPER_RECIPE["lr_milestones"])),
+        defaults=CIFAR10.task_defaults(),
         info={
             "source": f"CIFAR-10 binary version in {folder}",
             **split.info,

@@ -1,8 +1,4 @@
-"""The data cache directory, and the on-disk cache of frozen-encoder sentence embeddings.
-
-:func:`cache_dir` is where downloaded data and everything derived from it is kept:
-``$COMPLEMENT_DATA`` if set, else ``$XDG_CACHE_HOME/complement``, else
-``~/.cache/complement``. ``scripts/setup.sh`` asks this function, so there is one rule.
+"""The on-disk cache of frozen-encoder sentence embeddings.
 
 :func:`cached_embeddings` turns texts into ``(N, D)`` vectors with a frozen encoder, once:
 :class:`MeanPoolEncoder` runs a pretrained HF encoder (the packaged MiniLM-L6 by default)
@@ -11,19 +7,17 @@ hidden state over the attention mask (the pooling of MiniLM's sentence-transform
 without its final L2 normalization: the heads standardize their inputs anyway). Progress
 goes to stderr, since a large corpus takes minutes.
 
-Cache files are ``<cache_dir>/embeddings/<part>-<key>.npz``. The key is a SHA-256 of the
-model path, the name, size and modification time of every file of the model folder,
-``max_length``, the pooling and every text, so a changed model, length or text gets a new
-file and a stale one is never read. The files hold plain arrays (the vectors and their key)
-and are read with ``allow_pickle=False``; they are written whole or not at all.
-The frozen-encoder text tasks are built in :mod:`complement.experiments.tasks.reviews`.
+Cache files are ``<cache_dir>/embeddings/<part>-<key>.npz`` (:mod:`.cache`). The key is a
+SHA-256 of the model path, the name, size and modification time of every file of the model
+folder, ``max_length``, the pooling and every text, so a changed model, length or text gets
+a new file and a stale one is never read. The frozen-encoder text tasks are built in
+:mod:`complement.experiments.tasks.reviews`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,23 +28,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from complement._atomic import atomic_path
-
+from .cache import cache_dir, read_npz, write_npz
 from .pretrained import load_tokenizer, quiet_transformers
 
 CACHE_FORMAT = 1  # bump when the pooling or the file layout changes: old files then stop matching
 EMBED_BATCH = 32  # texts per encoder call: sorted by length they pad little; 16, 32 and 64 ran as fast here
 
 Encoder = Callable[[Sequence[str]], Tensor]
-
-
-def cache_dir() -> Path:
-    """The data cache: ``$COMPLEMENT_DATA``, else ``$XDG_CACHE_HOME/complement``, else ``~/.cache/complement``."""
-    # an empty variable counts as unset, as in the XDG spec and in bash's ${VAR:-default}
-    if os.environ.get("COMPLEMENT_DATA"):
-        return Path(os.environ["COMPLEMENT_DATA"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
-    return Path(base).expanduser() / "complement"
 
 
 def model_identity(model_path: str) -> list[Any]:
@@ -144,8 +128,8 @@ def cached_embeddings(
     key = cache_key(texts, model_path, max_length)
     path = Path(directory if directory is not None else cache_dir()) / "embeddings" / f"{part}-{key[:20]}.npz"
     if path.exists():
-        with np.load(path, allow_pickle=False) as stored:
-            vectors, stored_key = stored["embeddings"], str(stored["key"])
+        stored = read_npz(path)
+        vectors, stored_key = stored["embeddings"], str(stored["key"])
         if stored_key != key or vectors.ndim != 2 or len(vectors) != len(texts):
             raise ValueError(
                 f"embedding cache {path} does not match its texts (key {stored_key[:20]}, shape {vectors.shape}); "
@@ -162,6 +146,5 @@ def cached_embeddings(
     vectors = encode(texts).detach().float().cpu().contiguous().numpy()
     if vectors.ndim != 2 or len(vectors) != len(texts):
         raise ValueError(f"the encoder returned shape {vectors.shape} for {len(texts)} texts; expected (N, D)")
-    with atomic_path(path) as temporary, open(temporary, "wb") as file:
-        np.savez(file, embeddings=vectors, key=np.array(key))
+    write_npz(path, embeddings=vectors, key=np.array(key))
     return torch.from_numpy(vectors), path

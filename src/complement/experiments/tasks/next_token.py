@@ -1,11 +1,12 @@
 """Next-token prediction (language modelling) tasks over a word or character vocabulary.
 
 ================  ======================================================================
-``tweets_lm``     the 38k tweets of the ``tweets`` task (repeats removed); documents
-                  split test 2,000 / val 1,000 / train 8,000 by default.
+``tweets_lm``     the tweets of the ``tweets`` task (repeats removed), a document each.
 ``text_file_lm``  your text: a ``.txt`` file (one document a line) or the ``text_column``
-                  of a CSV / TSV / JSONL file; 10% / 20% of the documents held out.
+                  of a CSV / TSV / JSONL file.
 ================  ======================================================================
+
+Sizes (in documents), sources, licences and defaults are on each task's card (:mod:`.cards`).
 
 Each document becomes ``<bos> w1 ... wn <eos>``, cut into windows of ``max_length + 1``
 ids: the input is a window without its last id, the target without its first, so
@@ -33,11 +34,12 @@ import torch
 from torch import nn
 
 from .base import Task, register_task
+from .cards import DataCard
 from .datasets import EncodedDataset, PadCollator
 from .models import GRULM, CausalTransformerLM
 from .readers import read_documents
-from .splits import split_indices
-from .text import drop_repeats, tweet_records, tweets_path
+from .splits import TEST_FRACTION, VAL_FRACTION, split_indices
+from .text import TWEETS_LICENCE, TWEETS_SOURCE, drop_repeats, tweet_records, tweets_path
 
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
 PAD, UNK, BOS, EOS = range(4)
@@ -45,6 +47,26 @@ LEVELS = ("word", "char")
 MODELS = ("transformer", "gru")
 URL = re.compile(r"https?://\S+|www\.\S+")
 WORD = re.compile(r"<url>|[\w']+|[^\w\s]")
+# tweets_lm: validation NLL ~3.7 (perplexity ~40, 29% top-1) after 6 epochs of 10k tweets
+LM_DEFAULTS = {"optimizer": "adamw", "lr": 2e-3, "batch_size": 64, "max_epochs": 5, "weight_decay": 0.01}
+TWEETS_LM = DataCard(
+    data="the 37,243 distinct tweets of the tweets task, a document each",
+    source=TWEETS_SOURCE,
+    licence=TWEETS_LICENCE,
+    train=8000,
+    val=1000,
+    test=2000,
+    defaults=LM_DEFAULTS,
+)
+TEXT_FILE_LM = DataCard(
+    data="your documents",
+    source="your .txt file (a document a line) or a CSV / TSV / JSONL text column (data_path)",
+    licence="yours",
+    train=None,
+    val=VAL_FRACTION,
+    test=TEST_FRACTION,
+    defaults=LM_DEFAULTS,
+)
 
 
 def split_text(text: str, level: str, lowercase: bool = True) -> list[str]:
@@ -106,6 +128,7 @@ def build_lm_task(
     n_layers: int,
     n_heads: int,
     dropout: float,
+    defaults: dict[str, Any],
     info: dict[str, Any],
 ) -> Task:
     """The shared LM pipeline: split documents, vocabulary from train, windows, datasets, model factory."""
@@ -148,8 +171,7 @@ def build_lm_task(
         class_names=vocabulary,
         build_model=factory,
         collate_fn=PadCollator(PAD),
-        # tweets_lm: validation NLL ~3.7 (perplexity ~40, 29% top-1) after 6 epochs of 10k tweets
-        defaults={"optimizer": "adamw", "lr": 2e-3, "batch_size": 64, "max_epochs": 5, "weight_decay": 0.01},
+        defaults=defaults,
         info={
             **info,
             "level": level,
@@ -162,7 +184,9 @@ def build_lm_task(
     )
 
 
-@register_task("tweets_lm", "next-token prediction on the tweets: 2,000-word vocabulary, tiny causal transformer")
+@register_task(
+    "tweets_lm", "next-token prediction on the tweets: 2,000-word vocabulary, tiny causal transformer", card=TWEETS_LM
+)
 def tweets_lm(
     *,
     seed: int = 0,
@@ -170,9 +194,9 @@ def tweets_lm(
     vocab_size: int = 2000,
     max_length: int | None = None,
     lowercase: bool = True,
-    train_size: int | float | None = 8000,
-    val_size: int | float | None = 1000,
-    test_size: int | float | None = 2000,
+    train_size: int | float | None = TWEETS_LM.train,
+    val_size: int | float | None = TWEETS_LM.val,
+    test_size: int | float | None = TWEETS_LM.test,
     model: str = "transformer",
     d_model: int = 128,
     n_layers: int = 2,
@@ -199,11 +223,16 @@ def tweets_lm(
         n_layers=n_layers,
         n_heads=n_heads,
         dropout=dropout,
+        defaults=TWEETS_LM.task_defaults(),
         info={"source": str(path)},
     )
 
 
-@register_task("text_file_lm", "next-token prediction on your .txt (a document a line) or CSV / JSONL text column")
+@register_task(
+    "text_file_lm",
+    "next-token prediction on your .txt (a document a line) or CSV / JSONL text column",
+    card=TEXT_FILE_LM,
+)
 def text_file_lm(
     *,
     data_path: str | Path,
@@ -215,8 +244,8 @@ def text_file_lm(
     max_length: int | None = None,
     lowercase: bool = True,
     train_size: int | float | None = None,
-    val_size: int | float | None = 0.1,
-    test_size: int | float | None = 0.2,
+    val_size: int | float | None = TEXT_FILE_LM.val,
+    test_size: int | float | None = TEXT_FILE_LM.test,
     model: str = "transformer",
     d_model: int = 128,
     n_layers: int = 2,
@@ -242,5 +271,6 @@ def text_file_lm(
         n_layers=n_layers,
         n_heads=n_heads,
         dropout=dropout,
+        defaults=TEXT_FILE_LM.task_defaults(),
         info={"source": str(data_path)},
     )

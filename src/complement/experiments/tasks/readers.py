@@ -1,26 +1,48 @@
-"""Readers for users' text files, with errors that name the file, the line and the fix.
+"""Readers of data files, with errors that name the file, the place and the fix.
+
+Text files (decoded whole up front, so a bad byte is reported with its line too):
 
 * :func:`read_records` reads CSV / TSV (header row) or JSON Lines (one object a line)
-  and returns the wanted columns of every row with its line number.
+  and returns the wanted columns of every row with its line number;
+* :func:`read_documents` reads one document a line (``.txt``) or a text column;
 * :func:`read_conll` reads CoNLL-style token files: ``token<TAB>tag`` (or space-separated
   columns, the tag last) one token a line, a blank line between sentences.
 
-Files are decoded whole up front, so a bad byte is reported with its line too.
+Binary files:
+
+* :func:`read_idx` reads an IDX file (gzipped or not), checking the magic number, the
+  type, the dimensions and the exact data length;
+* :func:`read_tar_member` reads one member of a tarball in memory (nothing is extracted)
+  once the tarball's and the member's SHA-256 match pinned values;
+* :func:`load_numpy_pickle` unpickles with :class:`NumpyOnlyUnpickler`, which resolves only
+  the globals that rebuild numpy arrays and refuses any other before it can run.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import io
 import json
+import math
+import pickle
+import struct
+import tarfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
 
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TEXT_SUFFIXES = (".txt",)
+# IDX type byte -> numpy dtype (big-endian, as the format stores numbers)
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IDX_BYTES = 1 << 31  # a corrupt header must not make us read or allocate without bound
 
 
 def existing_path(path: str | Path, what: str) -> Path:
@@ -223,3 +245,98 @@ def read_conll(path: str | Path, encoding: str = "utf-8") -> list[Sentence]:
     if not sentences:
         raise ValueError(f"{path.name}: no sentences; expected 'token<TAB>tag' lines, a blank line between sentences")
     return sentences
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (gzipped or not) as a native-endian numpy array; malformed files are refused by name."""
+    path = Path(path)
+    with open(path, "rb") as raw:
+        zipped = raw.read(2) == b"\x1f\x8b"
+    opener: Any = gzip.open if zipped else open
+    try:
+        with opener(path, "rb") as file:
+            magic = file.read(4)
+            if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in IDX_TYPES or magic[3] == 0:
+                raise ValueError(
+                    f"{path.name}: not an IDX file (magic number {magic.hex() or 'missing'}; expected two zero bytes, "
+                    f"a type byte in {sorted(hex(t) for t in IDX_TYPES)} and a rank >= 1)"
+                )
+            dtype, rank = np.dtype(IDX_TYPES[magic[2]]), magic[3]
+            header = file.read(4 * rank)
+            if len(header) < 4 * rank:
+                raise ValueError(f"{path.name}: truncated IDX header: {rank} dimensions announced, fewer stored")
+            dims = struct.unpack(f">{rank}I", header)
+            size = math.prod(dims) * dtype.itemsize
+            if size > MAX_IDX_BYTES:
+                raise ValueError(f"{path.name}: IDX dimensions {dims} would need {size:,} bytes; the header is corrupt")
+            data = file.read(size + 1)
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path.name}: unreadable ({error}); expected an IDX file, gzipped or not") from None
+    if len(data) != size:
+        problem = "is truncated" if len(data) < size else "has bytes after the data"
+        raise ValueError(f"{path.name}: {problem}: its header {dims} announces {size:,} bytes of data")
+    return np.frombuffer(data, dtype).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def sha256(data: bytes) -> str:
+    """The SHA-256 of ``data`` in hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_tar_member(path: Path, member: str, member_sha256: str) -> bytes:
+    """The bytes of ``member`` of the tarball ``path``, read in memory; refused unless its SHA-256 matches."""
+    with tarfile.open(path, "r:gz") as tar:
+        try:
+            info = tar.getmember(member)
+        except KeyError:
+            raise ValueError(f"{path}: no member {member}") from None
+        if not info.isfile():
+            raise ValueError(f"{path}: {member} is not a regular file")
+        handle = tar.extractfile(info)
+        assert handle is not None  # a regular file always has one
+        packed = handle.read()
+    actual = sha256(packed)
+    if actual != member_sha256:
+        raise ValueError(f"{path}: {member} has SHA-256 {actual}, not the pinned {member_sha256}; it is not read")
+    return packed
+
+
+def _numpy_reconstruct() -> Any:
+    try:  # numpy >= 2 moved numpy.core to numpy._core; the old name still resolves, with a warning
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    return _reconstruct
+
+
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain numpy arrays in containers and nothing else.
+
+    A pickle can name any importable callable (``os.system``) and have it called while it
+    loads; :meth:`find_class` is where every such name is resolved, so it allows only the
+    three that rebuild an ndarray. Arrays of Python objects are refused after loading.
+    """
+
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused to load the global {module}.{name}: this pickle may only rebuild numpy arrays "
+                f"(allowed: {sorted(f'{m}.{n}' for m, n in self.ALLOWED)}). The file is not the expected data"
+            )
+        if name == "_reconstruct":
+            return _numpy_reconstruct()
+        return np.ndarray if name == "ndarray" else np.dtype
+
+
+def load_numpy_pickle(data: bytes) -> Any:
+    """Unpickle ``data`` with :class:`NumpyOnlyUnpickler` (it is never executed beyond rebuilding arrays)."""
+    return NumpyOnlyUnpickler(io.BytesIO(data)).load()

