@@ -43,9 +43,15 @@ def steady_allocator() -> bool:
         return False
     if all(os.environ.get(name) == value for name, value in STEADY_MALLOC.items()):
         return True
-    sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **STEADY_MALLOC})
+    rerun_with(STEADY_MALLOC)
     return True  # not reached
+
+
+def rerun_with(environment: dict[str, str]) -> None:
+    """Replace this process by the same benchmark (``python -m benchmarks.X``) with ``environment`` added."""
+    sys.stdout.flush()
+    module = sys.modules["__main__"].__spec__.name  # run as a module, from the repository root
+    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], {**os.environ, **environment})
 
 
 def interleaved_medians(fns: dict[str, Callable[[], None]], reps: int, warmup: int = 2) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """What checkpointing costs the README's main job: COT epochs with and without checkpoints.
 
-Run:  python benchmarks/bench_checkpoint.py [--reps 3] [--epochs 4] [--no-write]
+Run:  python -m benchmarks.bench_checkpoint [--reps 3] [--epochs 4] [--no-write]
 
 Trains ``cot`` on the README's default task (5,000 MNIST digits, MLP of width 256,
 ``configs/mnist.yaml``) through :func:`complement.experiments.runs.fit_run`, as ``complement compare``
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -28,10 +27,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import machine, steady_allocator, write_section
-
+from benchmarks._common import machine, steady_allocator, write_section
 from complement.experiments.runs import RunSpec, TrainConfig, fit, save_spec
 from complement.experiments.tasks import build_task
 
@@ -90,7 +86,7 @@ def main() -> None:
     lines = [
         "## Checkpointing: COT epochs with and without checkpoints",
         "",
-        f"Command: `python benchmarks/bench_checkpoint.py --reps {args.reps} --epochs {args.epochs}`. "
+        f"Command: `python -m benchmarks.bench_checkpoint --reps {args.reps} --epochs {args.epochs}`. "
         f"Machine: {machine()}. Task: the README's main job (5,000 MNIST digits, MLP width 256, batch "
         f"{task.defaults['batch_size']}), method `cot`, through `fit_run` as `complement compare` runs it. An "
         "epoch's time runs from one epoch start to the next, validation and checkpoint included; medians over "

@@ -1,6 +1,6 @@
 """COT's cost under data parallelism on CPU: DDP and FSDP2, 2 gloo processes, a small transformer.
 
-Run:  python benchmarks/bench_distributed.py [--reps 2] [--steps 12] [--cuda] [--no-write]
+Run:  python -m benchmarks.bench_distributed [--reps 2] [--steps 12] [--cuda] [--no-write]
 
 Each arm is one ``torchrun --nproc-per-node 2`` launch of this file in worker mode: a
 2-layer causal transformer (d 256, 4 heads, vocabulary 2,000, 8 sequences of 64 tokens per
@@ -30,9 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks._common import STEADY_MALLOC, _status_kib, machine, write_section
 
-from _common import STEADY_MALLOC, _status_kib, machine, write_section
+ROOT = Path(__file__).resolve().parents[1]  # torchrun starts the workers with -m from here
 
 VOCAB, D_MODEL, HEADS, LAYERS, BATCH, LENGTH = 2000, 256, 4, 2, 8, 64
 
@@ -123,11 +123,11 @@ def launch(strategy: str, method: str, head: str, steps: int, cuda: bool) -> lis
         s.close()
         out = os.path.join(tmp, "result.json")
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
-                   f"--master-port={port}", __file__, "--worker", strategy, method, head, str(steps), out,
-                   "cuda" if cuda else "cpu"]  # fmt: skip
+                   f"--master-port={port}", "-m", "benchmarks.bench_distributed", "--worker", strategy, method, head,
+                   str(steps), out, "cuda" if cuda else "cpu"]  # fmt: skip
         env = {**os.environ, **STEADY_MALLOC, "OMP_NUM_THREADS": "1"}
         for attempt in range(3):  # gloo's rendezvous on a just-freed port fails now and then
-            result = subprocess.run(command, capture_output=True, text=True, env=env)
+            result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
             if result.returncode == 0:
                 return json.loads(Path(out).read_text())
             print(f"launch failed (attempt {attempt + 1}): {result.stderr[-1500:]}", file=sys.stderr)
@@ -164,7 +164,7 @@ def main() -> None:
     lines = [
         f"## COT under DDP and FSDP2 ({where})",
         "",
-        f"Command: `python benchmarks/bench_distributed.py --reps {args.reps} --steps {args.steps}"
+        f"Command: `python -m benchmarks.bench_distributed --reps {args.reps} --steps {args.steps}"
         f"{' --cuda' if args.cuda else ''}`. Machine: {machine()}; one thread per process. Model: a {LAYERS}-layer "
         f"causal transformer, d {D_MODEL}, vocabulary {VOCAB:,} ({params / 1e6:.1f}M parameters), "
         f"{BATCH * (8 if args.cuda else 1)} sequences of {LENGTH} tokens per rank, Adam, "

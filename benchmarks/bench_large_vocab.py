@@ -1,6 +1,6 @@
 """Large-vocabulary output layer + loss on CPU: peak memory and time, chunked vs unfused.
 
-Run:  python benchmarks/bench_large_vocab.py [--quick] [--no-write] [--with-torch-linear-ce]
+Run:  python -m benchmarks.bench_large_vocab [--quick] [--no-write] [--with-torch-linear-ce]
 
 One forward+backward of ``loss(hidden @ W.T + b, target)`` through the output layer
 (hidden N x H, W V x H, float32), gradients for hidden, W and b. The baseline is what
@@ -25,23 +25,18 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from _common import DOCS, machine, peak_extra_bytes, write_section
-
 import complement
+from benchmarks._common import DOCS, machine, peak_extra_bytes, rerun_with, write_section
 from complement.losses.linear import (
     linear_complement_entropy,
     linear_cross_entropy,
     linear_cross_entropy_and_complement,
 )
-from references import authors_complement_entropy
+from tests.helpers.references import authors_complement_entropy
 
 HIDDEN = 256
 GRID = [(32000, 256), (32000, 1024), (32000, 2048), (128000, 256), (128000, 1024), (128000, 2048)]
@@ -86,7 +81,7 @@ GPU_STUB = """## Large vocabulary on GPU: chunked/Triton vs torch eager, torch.c
 **Not run.** No GPU was lent to the session that wrote these benchmarks, so there are no
 GPU numbers yet. The script `benchmarks/bench_large_vocab_gpu.py` (untested: it could not
 be run where it was written) measures them and replaces this section:
-`python benchmarks/bench_large_vocab_gpu.py` on a machine with an NVIDIA GPU, with
+`python -m benchmarks.bench_large_vocab_gpu` on a machine with an NVIDIA GPU, with
 `triton` installed and, optionally, `liger-kernel` and `cut-cross-entropy` for comparison.
 """
 
@@ -145,7 +140,7 @@ def main() -> None:
     if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
         # A fixed threshold stops glibc from recycling large freed blocks on the heap,
         # so every large tensor is mmap'd and shows up in the resident peak.
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"})
+        rerun_with({"MALLOC_MMAP_THRESHOLD_": "131072"})
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="two small configurations, one timed round")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
@@ -155,7 +150,7 @@ def main() -> None:
     methods = dict(METHODS)
     if args.with_torch_linear_ce:
         methods[TORCH_LINEAR_CE] = _torch_linear_cross_entropy
-    command = " ".join(["python benchmarks/bench_large_vocab.py", *sys.argv[1:]])
+    command = " ".join(["python -m benchmarks.bench_large_vocab", *sys.argv[1:]])
     lines = [
         "## Large vocabulary on CPU: chunked output layer + loss vs materialized logits",
         "",

@@ -3,7 +3,7 @@
 This script was written where no GPU was available and has never been run. Expect to
 fix small things on first use; the numbers it writes are the first GPU numbers.
 
-Run:  python benchmarks/bench_large_vocab_gpu.py [--quick] [--no-write]
+Run:  python -m benchmarks.bench_large_vocab_gpu [--quick] [--no-write]
 
 One forward+backward of ``loss(hidden @ W.T, target)`` (bfloat16, no bias, as in
 language-model heads), gradients for hidden and W. Rows:
@@ -27,18 +27,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from _common import write_section
-
+from benchmarks._common import write_section
 from complement.losses.linear import linear_cross_entropy, linear_cross_entropy_and_complement
-from references import authors_complement_entropy
+from tests.helpers.references import authors_complement_entropy
 
 HIDDEN = 4096
 GRID = [(32000, 4096), (32000, 16384), (128256, 4096), (128256, 16384)]
@@ -136,7 +131,7 @@ def main() -> None:
     lines = [
         "## Large vocabulary on GPU: chunked/Triton vs torch eager, torch.compile, Liger, CCE",
         "",
-        f"Command: `python benchmarks/bench_large_vocab_gpu.py{' --quick' if args.quick else ''}`. "
+        f"Command: `python -m benchmarks.bench_large_vocab_gpu{' --quick' if args.quick else ''}`. "
         f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}, triton {triton.__version__}. "
         f"bfloat16, H={HIDDEN}, no bias. Joint rows: ratios to the torch eager joint row; "
         "CE rows: ratios to torch eager CE. OOM: out of memory.",

@@ -1,6 +1,6 @@
 """Forward+backward time and peak memory of each loss, as a ratio to F.cross_entropy.
 
-Run:  python benchmarks/bench_losses.py [--quick] [--no-write]
+Run:  python -m benchmarks.bench_losses [--quick] [--no-write]
 
 Every ratio divides by F.cross_entropy measured in the same run on the same logits,
 timed round-robin. "extra peak" is the resident memory one forward+backward adds
@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from _common import interleaved_medians, machine, peak_extra_bytes, write_section
-
 import complement
-from references import authors_complement_entropy
+from benchmarks._common import interleaved_medians, machine, peak_extra_bytes, rerun_with, write_section
+from tests.helpers.references import authors_complement_entropy
 
 GRID = [(256, 10), (4096, 1000), (2048, 32000)]
 
@@ -82,7 +76,7 @@ def main() -> None:
     if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
         # A fixed threshold stops glibc from recycling large freed blocks on the heap,
         # so every N x K tensor is mmap'd and shows up in the resident peak.
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"})
+        rerun_with({"MALLOC_MMAP_THRESHOLD_": "131072"})
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
@@ -91,7 +85,7 @@ def main() -> None:
     lines = [
         "## Complement losses: forward + backward vs `F.cross_entropy`",
         "",
-        f"Command: `python benchmarks/bench_losses.py`. Machine: {machine()}. "
+        f"Command: `python -m benchmarks.bench_losses`. Machine: {machine()}. "
         "Kernel mode: `COMPLEMENT_KERNELS=auto` (compiled for logits of at least 65,536 elements, eager below); "
         "the `(eager ops)` row forces plain torch ops.",
         "",

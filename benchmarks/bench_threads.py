@@ -1,6 +1,6 @@
 """Where one CPU thread beats all cores, and whether seeds run faster side by side.
 
-Run:  python benchmarks/bench_threads.py [--reps 2] [--tasks digits,mnist,...] [--no-write]
+Run:  python -m benchmarks.bench_threads [--reps 2] [--tasks digits,mnist,...] [--no-write]
 
 Part 1, threads. For each built-in task (trainable parameters from 0.01M to 22M), runs
 ``complement fit --method ce`` in a subprocess with ``--threads 1`` and with
@@ -33,14 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import machine, write_section
-
+from benchmarks._common import machine, write_section
 from complement.experiments.runs.threads import AUTO_ONE_THREAD_BELOW, available_cores
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "complement.experiments.cli"]
+CLI = [sys.executable, "-m", "complement"]
 
 # (label, task, task options, epochs): one CE run each; options keep a run under ~2 minutes.
 FIT_CASES: dict[str, tuple[str, dict, int]] = {
@@ -153,7 +150,7 @@ def main() -> None:
     lines = [
         "## Threads and parallel seeds on CPU",
         "",
-        f"Command: `python benchmarks/bench_threads.py --reps {args.reps}`. Machine: {machine()}; "
+        f"Command: `python -m benchmarks.bench_threads --reps {args.reps}`. Machine: {machine()}; "
         f"{cores} cores available. Medians over {args.reps} runs per arm, arms alternating.",
         "",
         "**Threads.** One `complement fit --method ce` run per arm. *fit* is the run's `wall_time_s` "

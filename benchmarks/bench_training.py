@@ -1,6 +1,6 @@
 """Time of one COT training step divided by one CE step, and Lightning's overhead.
 
-Run:  python benchmarks/bench_training.py [--quick] [--no-write] [--default-malloc]
+Run:  python -m benchmarks.bench_training [--quick] [--no-write] [--default-malloc]
 
 Same model, same batch, same run; steps are timed round-robin (median). The floor
 for ``alternate`` is 2.0x (two forwards, two backwards); ``joint`` should be ~1x.
@@ -13,17 +13,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import STEADY_MALLOC, interleaved_medians, machine, steady_allocator, write_section
-
+from benchmarks._common import STEADY_MALLOC, interleaved_medians, machine, steady_allocator, write_section
 from complement.training import CotStep
 
 MODES = ("off", "alternate", "joint")
@@ -213,7 +209,7 @@ def main() -> None:
     lines = [
         "## COT training step vs CE training step",
         "",
-        f"Command: `python benchmarks/bench_training.py{' --default-malloc' if args.default_malloc else ''}`. "
+        f"Command: `python -m benchmarks.bench_training{' --default-malloc' if args.default_malloc else ''}`. "
         f"Machine: {machine()}.",
         "",
         "Allocator: "

@@ -2,21 +2,18 @@
 
 Called by ``scripts/gpu_check.sh`` and ``scripts/multi_gpu_check.sh``::
 
-    python benchmarks/gpu_check_report.py cuda.xml TESTS_STATUS BENCH_STATUS "COMMAND" [--device NAME]
+    python -m benchmarks.gpu_check_report cuda.xml TESTS_STATUS BENCH_STATUS "COMMAND" [--device NAME]
         [--section NAME --title TITLE]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import xml.etree.ElementTree as ET
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import write_section
+from benchmarks._common import write_section
 
 
 def outcomes(junit_xml: Path) -> list[tuple[str, str, float]]:

@@ -19,9 +19,9 @@ report=$(mktemp -d)
 "$PY" -m pytest -m cuda -v -p no:cacheprovider -o addopts="-ra --strict-markers" \
     --junitxml "$report/cuda.xml" tests | tee "$report/cuda.log"
 tests_status=${PIPESTATUS[0]}
-"$PY" benchmarks/bench_large_vocab_gpu.py "$@" | tee "$report/bench.log"
+"$PY" -m benchmarks.bench_large_vocab_gpu "$@" | tee "$report/bench.log"
 bench_status=${PIPESTATUS[0]}
-"$PY" benchmarks/gpu_check_report.py "$report/cuda.xml" "$tests_status" "$bench_status" "scripts/gpu_check.sh $*"
+"$PY" -m benchmarks.gpu_check_report "$report/cuda.xml" "$tests_status" "$bench_status" "scripts/gpu_check.sh $*"
 if [ "$tests_status" -ne 0 ] || [ "$bench_status" -ne 0 ]; then
     exit 1
 fi

@@ -17,9 +17,9 @@ report=$(mktemp -d)
 "$PY" -m pytest -m cuda -v -p no:cacheprovider -o addopts="-ra --strict-markers" \
     --junitxml "$report/cuda.xml" tests/test_fsdp.py tests/test_ddp.py | tee "$report/cuda.log"
 tests_status=${PIPESTATUS[0]}
-"$PY" benchmarks/bench_distributed.py --cuda | tee "$report/bench.log"
+"$PY" -m benchmarks.bench_distributed --cuda | tee "$report/bench.log"
 bench_status=${PIPESTATUS[0]}
-"$PY" benchmarks/gpu_check_report.py "$report/cuda.xml" "$tests_status" "$bench_status" "scripts/multi_gpu_check.sh" \
+"$PY" -m benchmarks.gpu_check_report "$report/cuda.xml" "$tests_status" "$bench_status" "scripts/multi_gpu_check.sh" \
     --section multi_gpu_check --title "Multi-GPU check: FSDP through Lightning and Accelerate"
 if [ "$tests_status" -ne 0 ] || [ "$bench_status" -ne 0 ]; then
     exit 1

@@ -1,47 +1,8 @@
-"""Shared test fixtures: the tests' own modules on the path, and a small task for the CLI."""
-
-import os
-import sys
-from types import SimpleNamespace
+"""Shared test fixtures: the ``blobs`` task for the CLI (tests/helpers/blobs.py)."""
 
 import pytest
-import torch
-from torch import nn
-from torch.utils.data import TensorDataset
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests/references.py, tiny.py, faults.py
-
-
-def blobs_task(seed: int = 0, fail: bool = False, **options):
-    """Four Gaussian blobs in 8-D: trains to high accuracy in a few CPU epochs; ``fail`` breaks the model."""
-    if options:
-        raise TypeError(f"unexpected options {sorted(options)}")
-
-    def build_model():
-        if fail:
-            raise RuntimeError("model construction failed (fail=True)")
-        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
-
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(4, 8, generator=g) * 2
-
-    def split(n):
-        y = torch.randint(0, 4, (n,), generator=g)
-        return TensorDataset(centers[y] + torch.randn(n, 8, generator=g), y)
-
-    return SimpleNamespace(
-        name="blobs",
-        kind="image",
-        train=split(160),
-        val=split(64),
-        test=split(64),
-        num_classes=4,
-        class_names=list("abcd"),
-        collate_fn=None,
-        ignore_index=-100,
-        build_model=build_model,
-        defaults={"max_epochs": 2, "batch_size": 32, "lr": 0.01, "optimizer": "adam", "weight_decay": 0.0},
-    )
+from tests.helpers.blobs import blobs_task
 
 
 @pytest.fixture

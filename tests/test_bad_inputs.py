@@ -24,7 +24,7 @@ from complement.losses.linear import (
     linear_guided_complement_entropy,
 )
 from complement.training import CotConfig, CotObjective, CotStep, LinearLogits
-from tiny import make_data, make_model
+from tests.helpers.tiny import make_data, make_model
 
 Z, T = torch.randn(4, 5), torch.tensor([0, 1, 2, 3])  # logits and targets that are fine
 H, W = torch.randn(4, 3), torch.randn(5, 3)  # hidden states and an output layer that are fine
@@ -236,7 +236,7 @@ def test_cot_trainer_bad_options():
         CotTrainer(model=make_model(), fused_lm_head=True)
 
 
-# --- the command line, in a subprocess -----------------------------------------------------
+# --- the command line: in process, and a few through the installed entry point ---
 
 
 def _write(path: Path, text: str) -> Path:
@@ -272,29 +272,58 @@ CLI_CASES: list[tuple[list[str], str]] = [
 ]
 
 
-@pytest.mark.slow
+def _user_files(folder: Path) -> list[str]:
+    """The files the CLI cases refer to; returns the folder's listing before the command."""
+    _write(folder / "header.csv", "text,label\n")
+    _write(folder / "one_class.csv", "text,label\n" + "".join(f"example {i},a\n" for i in range(8)))
+    _write(folder / "a_file", "")
+    (folder / "damaged_run").mkdir()
+    _write(folder / "damaged_run" / "config.json", '{"task": "dig')
+    (folder / "damaged_compare").mkdir()
+    _write(folder / "damaged_compare" / "compare.json", "")
+    return sorted(p.name for p in folder.iterdir())
+
+
+def _cli_args(args: list[str]) -> list[str]:
+    return [*args, "--progress", "false"] if args[0] != "status" else args
+
+
 @pytest.mark.parametrize("args,phrase", CLI_CASES, ids=[" ".join(a)[:60] for a, _ in CLI_CASES])
-def test_cli_user_error_is_one_clear_line_and_leaves_nothing(tmp_path, args, phrase):
+def test_cli_user_error_is_one_clear_line_and_leaves_nothing(tmp_path, monkeypatch, capsys, args, phrase):
+    """In process, through the same ``main`` the ``complement`` entry point calls."""
     import re
 
-    _write(tmp_path / "header.csv", "text,label\n")
-    _write(tmp_path / "one_class.csv", "text,label\n" + "".join(f"example {i},a\n" for i in range(8)))
-    _write(tmp_path / "a_file", "")
-    (tmp_path / "damaged_run").mkdir()
-    _write(tmp_path / "damaged_run" / "config.json", '{"task": "dig')
-    (tmp_path / "damaged_compare").mkdir()
-    _write(tmp_path / "damaged_compare" / "compare.json", "")
-    before = sorted(p.name for p in tmp_path.iterdir())
-    result = subprocess.run(
-        [sys.executable, "-m", "complement.experiments.cli", *args, "--progress", "false"] if args[0] != "status" else
-        [sys.executable, "-m", "complement.experiments.cli", *args],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
-    )  # fmt: skip
+    from complement.experiments.cli import main
+
+    before = _user_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(_cli_args(args))
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 1, (exit_.value.code, err[-2000:])
+    assert "Traceback" not in err + out
+    assert re.search(phrase, err), err[-2000:]
+    assert "--debug" in err and len(err.strip().splitlines()) == 2, err  # the error line and the --debug hint
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "a failed command left a directory behind"
+
+
+SUBPROCESS_CASES = [CLI_CASES[0], CLI_CASES[9], CLI_CASES[-2]]  # a bad name, a missing file, a damaged file
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args,phrase", SUBPROCESS_CASES, ids=[" ".join(a)[:60] for a, _ in SUBPROCESS_CASES])
+def test_cli_user_error_exits_1_without_a_traceback_from_the_entry_point(tmp_path, args, phrase):
+    """The installed ``complement`` command itself: exit status 1, one line on stderr, no traceback."""
+    import re
+    import shutil
+
+    before = _user_files(tmp_path)
+    command = shutil.which("complement", path=str(Path(sys.executable).parent)) or "complement"
+    result = subprocess.run([command, *_cli_args(args)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
     assert "Traceback" not in result.stderr + result.stdout
     assert re.search(phrase, result.stderr), result.stderr[-2000:]
-    assert "--debug" in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == before, "a failed command left a directory behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 class DictForward(CotModule):

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
@@ -30,8 +29,7 @@ def test_multi_gpu_check_refuses_without_two_gpus_and_writes_nothing():
 
 
 def test_report_section_from_pytest_junit_xml(tmp_path, monkeypatch):
-    import _common
-    import gpu_check_report
+    from benchmarks import _common, gpu_check_report
 
     cases = tmp_path / "test_cases.py"
     cases.write_text(

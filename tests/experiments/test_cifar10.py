@@ -20,7 +20,7 @@ from complement.experiments.tasks.models import SmallCNN
 from complement.experiments.tasks.resnet import PreActResNet, preact_resnet18
 from complement.experiments.tasks.transforms import RandomCrop, RandomHorizontalFlip, RandomShift
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAPER_CONFIG = ROOT / "configs" / "paper_cifar10.yaml"
 TRAIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)]
 TEST_FILE = "test_batch.bin"

@@ -8,7 +8,7 @@ import pytest
 
 from complement.experiments.cli import main
 from complement.experiments.runs import launch, read_status
-from conftest import blobs_task
+from tests.helpers.blobs import blobs_task
 
 
 def test_compare_end_to_end_writes_report_and_figures(blobs, tmp_path, capsys):

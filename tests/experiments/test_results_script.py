@@ -12,7 +12,7 @@ import pytest
 
 from complement.experiments.report.records import RunRecord, save_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

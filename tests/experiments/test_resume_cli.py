@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from faults import complement, environment, killed, run
+from tests.helpers.faults import complement, environment, killed, run
 
 # COT with the authors' two optimizers, accumulation 2, step checkpoints every 5 steps: 35 batches an
 # epoch (a short last group of 1), 18 steps an epoch, step checkpoints at 5, 10, ..., 35, epoch ones at 18 and 36.

@@ -10,9 +10,9 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from test_lightning import TinyCot
-from tiny import make_data
+sys.path.insert(0, __file__.rsplit("/", 3)[0])  # run as a script: the repository root
+from tests.helpers.tiny import make_data
+from tests.training.test_lightning import TinyCot
 
 if __name__ == "__main__":
     x, y = make_data(n=32)

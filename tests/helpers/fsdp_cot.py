@@ -23,7 +23,7 @@ from torch import nn
 from torch.distributed.fsdp import fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))  # run as a script: the repository root
 from complement.training import CotStep, LinearLogits
 
 VOCAB, HIDDEN, STEPS = 23, 8, 6

@@ -20,10 +20,10 @@ import transformers
 from torch import nn
 from torch.utils.data import Dataset
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))  # run as a script: the repository root
 from complement.hf import CotTrainer
 from complement.training import LinearLogits
-from fsdp_cot import HIDDEN, VOCAB
+from tests.helpers.fsdp_cot import HIDDEN, VOCAB
 
 GLOBAL_BATCH, STEPS, LENGTH = 8, 4, 6
 

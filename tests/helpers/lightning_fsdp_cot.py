@@ -20,10 +20,10 @@ import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 from torch.distributed.fsdp import fully_shard
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))  # run as a script: the repository root
 from complement.lightning import CotModule
 from complement.training import LinearLogits
-from fsdp_cot import TinyLM, batches, full_parameters
+from tests.helpers.fsdp_cot import TinyLM, batches, full_parameters
 
 
 class ShardedTinyLM(CotModule):

@@ -22,10 +22,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repository root
 
-from tiny import make_data, make_model, make_optimizers  # noqa: E402
+from tests.helpers.tiny import make_data, make_model, make_optimizers  # noqa: E402
 
 EPOCHS, BATCH, ACCUMULATE, EVERY = 3, 4, 2, 3
 SEEN: list[tuple[int, list[int]]] = []

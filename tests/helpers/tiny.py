@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from references import authors_complement_entropy
+from tests.helpers.references import authors_complement_entropy
 
 NUM_FEATURES, NUM_CLASSES = 6, 5
 

@@ -21,7 +21,7 @@ from complement.losses.linear import (
     linear_guided_complement_entropy,
 )
 from complement.ops.chunked_linear import TORCH_TEMPORARY_BYTES, chunk_rows_for_budget
-from references import authors_guided_complement_entropy, complement_entropy_per_row
+from tests.helpers.references import authors_guided_complement_entropy, complement_entropy_per_row
 
 IGNORE = -100
 TOLERANCE = {

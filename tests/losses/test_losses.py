@@ -14,7 +14,7 @@ import complement
 from complement.ops import JointFunction, complement_entropy_rows
 from complement.ops.complement_entropy import ComplementEntropyFunction, EagerComplementEntropyFunction
 from complement.ops.joint import EagerJointFunction
-from references import (
+from tests.helpers.references import (
     authors_complement_entropy,
     authors_guided_complement_entropy,
     complement_cross_entropy_reference,

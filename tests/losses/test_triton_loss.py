@@ -27,7 +27,7 @@ from complement.losses.linear import (  # noqa: E402
     linear_guided_complement_entropy,
 )
 from complement.ops import triton_loss  # noqa: E402
-from references import complement_entropy_per_row  # noqa: E402
+from tests.helpers.references import complement_entropy_per_row  # noqa: E402
 
 interpreter = pytest.mark.skipif(
     not triton_loss.INTERPRETED, reason="runs in the TRITON_INTERPRET=1 child process of test_interpreter_tests"
@@ -46,7 +46,7 @@ def test_interpreter_tests():
         [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider"]
         + ["-m", "not cuda", "-k", "interpreter and not interpreter_tests"],
         env=env,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=300,

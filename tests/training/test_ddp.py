@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_fsdp import SCRIPT as FSDP_SCRIPT
-from test_fsdp import assert_same, run_torchrun
-from tiny import batches_of, make_data, make_model, make_optimizers, reference_loop
+from tests.helpers.tiny import batches_of, make_data, make_model, make_optimizers, reference_loop
+from tests.training.test_fsdp import SCRIPT as FSDP_SCRIPT
+from tests.training.test_fsdp import assert_same, run_torchrun
 
 
 @pytest.mark.slow
@@ -21,7 +21,7 @@ def test_ddp_two_processes_match_single_process_on_global_batch(tmp_path):
     out = tmp_path / "params.pt"
     env = {**os.environ, "PL_DISABLE_FORK": "1"}
     result = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("ddp_cot.py")), str(out)],
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "helpers" / "ddp_cot.py"), str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -40,7 +40,7 @@ def test_ddp_two_processes_match_single_process_on_global_batch(tmp_path):
         torch.testing.assert_close(ddp_params[name], p.detach(), atol=1e-10, rtol=0)
 
 
-HF_SCRIPT = Path(__file__).with_name("hf_distributed_cot.py")
+HF_SCRIPT = Path(__file__).resolve().parents[1] / "helpers" / "hf_distributed_cot.py"
 
 
 @pytest.mark.slow

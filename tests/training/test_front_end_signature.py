@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from complement.losses import focal_loss
 from complement.training import CotStep
 from complement.training.objective import CotConfig
-from tiny import assert_same_parameters, make_data, make_model
+from tests.helpers.tiny import assert_same_parameters, make_data, make_model
 
 CONFIG_FIELDS = dataclasses.fields(CotConfig)
 # Every field away from its default, so that a front end that drops one is caught.

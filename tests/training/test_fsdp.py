@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPT = Path(__file__).with_name("fsdp_cot.py")
-LIGHTNING_SCRIPT = Path(__file__).with_name("lightning_fsdp_cot.py")
+SCRIPT = Path(__file__).resolve().parents[1] / "helpers" / "fsdp_cot.py"
+LIGHTNING_SCRIPT = Path(__file__).resolve().parents[1] / "helpers" / "lightning_fsdp_cot.py"
 
 
 def free_port() -> int:
@@ -126,7 +126,7 @@ def test_lightning_fsdp_strategy_on_two_gpus_equals_one_plain_process(tmp_path, 
     assert_same(tmp_path / "lightning.pt", tmp_path / "one.pt", atol=1e-9)
 
 
-HF_SCRIPT = Path(__file__).with_name("hf_distributed_cot.py")
+HF_SCRIPT = Path(__file__).resolve().parents[1] / "helpers" / "hf_distributed_cot.py"
 
 
 @pytest.mark.cuda

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from complement.training import CotConfig, CotObjective, CotStep, LinearLogits
-from tiny import assert_same_parameters
+from tests.helpers.tiny import assert_same_parameters
 
 
 class Head(nn.Module):

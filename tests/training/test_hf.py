@@ -11,7 +11,7 @@ transformers = pytest.importorskip("transformers")
 from transformers import TrainingArguments  # noqa: E402
 
 from complement.hf import CotTrainer  # noqa: E402
-from tiny import assert_same_parameters, make_data, make_model, reference_loop  # noqa: E402
+from tests.helpers.tiny import assert_same_parameters, make_data, make_model, reference_loop  # noqa: E402
 
 
 class DictData(Dataset):

@@ -11,7 +11,15 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from complement.lightning import CotModule
 from complement.training.lightning_module import EpochStats
-from tiny import NUM_CLASSES, assert_same_parameters, batches_of, make_data, make_model, make_optimizers, reference_loop
+from tests.helpers.tiny import (
+    NUM_CLASSES,
+    assert_same_parameters,
+    batches_of,
+    make_data,
+    make_model,
+    make_optimizers,
+    reference_loop,
+)
 
 
 class TinyCot(CotModule):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parent / "resume_scripts.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "helpers" / "resume_scripts.py"
 
 
 def train(front_end: str, out: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from complement.training import CotObjective, CotStep
-from tiny import assert_same_parameters, batches_of, make_data, make_model, make_optimizers, reference_loop
+from tests.helpers.tiny import (
+    assert_same_parameters,
+    batches_of,
+    make_data,
+    make_model,
+    make_optimizers,
+    reference_loop,
+)
 
 
 @pytest.mark.parametrize("mode", ["alternate", "joint", "off"])
