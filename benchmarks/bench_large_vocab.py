@@ -5,7 +5,7 @@ Run:  python -m benchmarks.bench_large_vocab [--quick] [--no-write] [--with-torc
 One forward+backward of ``loss(hidden @ W.T + b, target)`` through the output layer
 (hidden N x H, W V x H, float32), gradients for hidden, W and b. The baseline is what
 a user writes without this package: materialized logits, ``F.cross_entropy`` plus the
-authors' ComplementEntropy formula (``tests/references.py``, with their epsilons).
+authors' ComplementEntropy formula (``tests/helpers/references.py``, with their epsilons).
 Every ratio divides by that baseline measured in the same run on the same tensors.
 
 Peak memory: the high-water mark is reset by writing 5 to /proc/self/clear_refs, VmRSS
@@ -78,9 +78,8 @@ def _torch_linear_cross_entropy(h, w, b, t):
 GPU_SECTION = "large_vocab_gpu"
 GPU_STUB = """## Large vocabulary on GPU: chunked/Triton vs torch eager, torch.compile, Liger, CCE
 
-**Not run.** No GPU was lent to the session that wrote these benchmarks, so there are no
-GPU numbers yet. The script `benchmarks/bench_large_vocab_gpu.py` (untested: it could not
-be run where it was written) measures them and replaces this section:
+**Not run yet.** There are no GPU numbers: the script has not yet run on a GPU. It
+measures them and replaces this section:
 `python -m benchmarks.bench_large_vocab_gpu` on a machine with an NVIDIA GPU, with
 `triton` installed and, optionally, `liger-kernel` and `cut-cross-entropy` for comparison.
 """
@@ -193,7 +192,7 @@ def main() -> None:
     if not args.no_write:
         write_section("large_vocab", "\n".join(lines))
         text = DOCS.read_text()
-        if f"<!-- BEGIN {GPU_SECTION} -->" not in text or "**Not run.**" in text:
+        if f"<!-- BEGIN {GPU_SECTION} -->" not in text or "**Not run yet.**" in text:
             write_section(GPU_SECTION, GPU_STUB)
         print("wrote docs/benchmarks.md (sections 'large_vocab' and, while unrun, 'large_vocab_gpu')")
 

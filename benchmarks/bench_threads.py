@@ -177,7 +177,7 @@ def main() -> None:
             "",
             "**Parallel seeds.** `complement compare --methods [ce, cot] --seeds 4` (8 runs), whole command "
             "wall time. `--jobs N` runs N runs at once in spawned processes; the records equal `--jobs 1`'s at "
-            "the same thread count (tests/test_runs.py).",
+            "the same thread count (tests/experiments/test_runs.py).",
             "",
             f"| task (options, epochs) | jobs 1, {cores} threads (s) | jobs 1, 1 thread (s) "
             f"| jobs {cores}, 1 thread each (s) | best |",

@@ -15,7 +15,7 @@ if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.device_count() >= 2 e
 fi
 report=$(mktemp -d)
 "$PY" -m pytest -m cuda -v -p no:cacheprovider -o addopts="-ra --strict-markers" \
-    --junitxml "$report/cuda.xml" tests/test_fsdp.py tests/test_ddp.py | tee "$report/cuda.log"
+    --junitxml "$report/cuda.xml" tests/training/test_fsdp.py tests/training/test_ddp.py | tee "$report/cuda.log"
 tests_status=${PIPESTATUS[0]}
 "$PY" -m benchmarks.bench_distributed --cuda | tee "$report/bench.log"
 bench_status=${PIPESTATUS[0]}

@@ -1,7 +1,7 @@
 """Every use of Lightning's internals by ``CotModule``, in one place.
 
 Manual optimization leaves gaps that Lightning's public API does not fill; each
-helper below fills one with an internal, and ``tests/test_lightning_compat.py`` checks
+helper below fills one with an internal, and ``tests/training/test_lightning_compat.py`` checks
 each against the installed Lightning, so an upgrade that moves one fails there first.
 Checked against ``CHECKED_LIGHTNING`` (see ``pyproject.toml``'s floor).
 """

@@ -154,7 +154,7 @@ class CotConfig:
 
     ``CotStep``, ``CotModule`` and ``CotTrainer`` each take every field as a parameter of
     the same name and default, and build this config from them
-    (``tests/test_front_end_signature.py`` checks it).
+    (``tests/training/test_front_end_signature.py`` checks it).
 
     Args:
         mode: ``"alternate"``, ``"joint"`` or ``"off"``.
