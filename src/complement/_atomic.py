@@ -67,12 +67,14 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
-    """Remove the temporary files that writers killed mid-write left in ``directory`` (recursively).
+def remove_stale_temporaries(directory: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:
+    """Remove the temporary files that writers killed mid-write left in ``directory`` (and its
+    sub-folders unless ``recursive=False``).
 
     Call it only when no writer is active there (a resumed run, after its liveness check)."""
     removed = []
-    for path in Path(directory).rglob(".*.tmp"):
+    found = Path(directory).rglob(".*.tmp") if recursive else Path(directory).glob(".*.tmp")
+    for path in found:
         if path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path)

@@ -24,14 +24,23 @@ import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
 
 from jsonargparse import CLI
 
 from .runs.comparison import COMPARE_FILE, Comparison
-from .runs.config import TrainConfig
+from .runs.config import TrainConfig, check_config_files
 from .runs.methods import METHODS
 from .runs.status import read_status
+
+# Task options are plain YAML/JSON values. Typed ``Any``, jsonargparse instantiates a
+# ``{class_path: ..., init_args: ...}`` found in them (any importable class: ``subprocess.Popen``
+# runs a command) while parsing a --config file or the command line. Under these types such
+# a mapping stays data, at any depth, and the task rejects it; scalars are still typed (YAML's
+# ``0.2`` and ``--task_options.label_noise 0.2`` give a float). Not a recursive alias
+# (``list["JSONValue"]``): jsonargparse 4.53 leaves the inner reference unresolved and
+# validates nothing below it, as for ``Any``, so a spec in a list in a mapping was built again.
+JSONValue: TypeAlias = bool | int | float | str | list | dict | None
 
 
 def _quiet() -> None:
@@ -50,7 +59,7 @@ def fit(
     method: str | None = None,
     seed: int | None = None,
     train: TrainConfig = TrainConfig(),  # noqa: B008 (jsonargparse reads the default)
-    task_options: dict[str, Any] | None = None,
+    task_options: dict[str, JSONValue] | None = None,
     out: Path = Path("runs"),
     resume: Path | None = None,
     progress: bool = True,
@@ -88,7 +97,7 @@ def compare(
     methods: list[str] | None = None,
     seeds: int | None = None,
     train: TrainConfig = TrainConfig(),  # noqa: B008 (jsonargparse reads the default)
-    task_options: dict[str, Any] | None = None,
+    task_options: dict[str, JSONValue] | None = None,
     out: Path = Path("runs"),
     resume: Path | None = None,
     progress: bool = True,
@@ -185,9 +194,11 @@ def main(args: list[str] | None = None) -> None:
     commands = {"fit": fit, "compare": compare, "status": status, "list": list_all}
     with _sigterm_interrupts():
         if debug:
+            check_config_files(argv)
             CLI(commands, args=argv)
             return
         try:
+            check_config_files(argv)  # a YAML list at the top: one clear line, not jsonargparse's usage text
             CLI(commands, args=argv)
         except KeyboardInterrupt:
             print("complement: interrupted; resume with --resume <the run or comparison directory>", file=sys.stderr)

@@ -72,6 +72,12 @@ def complement_entropy(
         normalization: the divisor ``Z``; see the module docstring.
         validate: check that targets are in range (one host sync); ``False`` for hot loops.
 
+    An empty batch, or one whose targets are all ``ignore_index``, gives 0 with zero gradient
+    under ``reduction="mean"``, where ``F.cross_entropy`` gives NaN (a mean over no rows): on
+    purpose, as in every complement loss and chunked twin of the package, because COT
+    back-propagates each micro-batch's loss into one step, and a micro-batch of padding only
+    (common in sequence training) would otherwise make the whole step's gradients NaN.
+
     A flat complement reaches the maximum ``H = log(K - 1)``; with the authors' ``Z = K``
     the loss is then ``-log(3) / 4`` for four classes:
 

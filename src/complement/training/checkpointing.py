@@ -18,11 +18,21 @@ during a save can then leave a truncated ``last.ckpt``. :class:`AtomicCheckpoint
 writes beside the target, fsyncs and renames (:mod:`complement._atomic`); remote paths
 (``s3://`` and the like) keep Lightning's own writer.
 
+A checkpoint is plain data (``torch.load(weights_only=True)`` accepts it), but
+``ModelCheckpoint`` restores file paths from it (``best_model_path``, ``last_model_path``,
+``kth_best_model_path``, the keys of ``best_k_models``) and later deletes them when a better
+or newer checkpoint replaces them. Its check that such a path lies in its folder does not
+resolve ``..`` or symbolic links, so a crafted checkpoint could have any file deleted.
+:class:`CotCheckpoint` keeps only restored paths that resolve inside its folder, and warns
+of each one it drops.
+
     trainer = Trainer(plugins=[AtomicCheckpointIO()], callbacks=[CotCheckpoint(dirpath, every_n_train_steps=500)])
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Any
 
 import lightning.pytorch as pl
@@ -36,7 +46,8 @@ from ._lightning_compat import checkpoint_interval, checkpoint_saved_at, is_last
 
 class CotCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` whose step-interval saves come only right after an optimizer step,
-    and wait for the epoch's end when that step closes the epoch."""
+    and wait for the epoch's end when that step closes the epoch; and which restores from a
+    checkpoint only the file paths that lie in its own folder (the ones it may later delete)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -62,6 +73,61 @@ class CotCheckpoint(ModelCheckpoint):
         if self._save_at_epoch_end:
             save_checkpoint_now(self, trainer)
         self._save_at_epoch_end = False
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(_paths_inside(state_dict, self.dirpath, self.mode))
+
+
+_PATH_KEYS = ("best_model_path", "last_model_path", "kth_best_model_path")
+
+
+def _inside(path: Any, folder: str | os.PathLike[str] | None) -> bool:
+    """Whether ``path`` is a local file that, ``..`` and symbolic links resolved, lies in ``folder``."""
+    if not isinstance(path, (str, os.PathLike)) or folder is None:
+        return False
+    file, directory = str(os.fspath(path)), os.fspath(folder)
+    if "://" in file or "://" in directory:  # a URL: Lightning deletes remote files without any check
+        return False
+    real, real_directory = os.path.realpath(file), os.path.realpath(directory)
+    return os.path.commonpath([real, real_directory]) == real_directory and real != real_directory
+
+
+def _paths_inside(
+    state_dict: dict[str, Any], folder: str | os.PathLike[str] | None, mode: str = "min"
+) -> dict[str, Any]:
+    """``ModelCheckpoint`` state with each restored file path outside ``folder`` dropped, with a warning."""
+    state = dict(state_dict)
+    dropped: set[str] = set()
+
+    def drop(path: Any) -> None:
+        if str(path) in dropped:
+            return
+        dropped.add(str(path))
+        warnings.warn(
+            f"checkpoint state names {path!r}, which is not inside the checkpoint folder {folder!r}; "
+            "ignored (a checkpoint can only refer to, and so later delete, files in its own folder)",
+            stacklevel=3,
+        )
+
+    for key in _PATH_KEYS:
+        path = state.get(key)
+        if path and not _inside(path, folder):
+            drop(path)
+            state[key] = ""
+    best_k = state.get("best_k_models")
+    if best_k:
+        kept: dict[Any, Any] = {}
+        for path, score in best_k.items():
+            if _inside(path, folder):
+                kept[path] = score
+            else:
+                drop(path)
+        state["best_k_models"] = kept
+        if kept and state.get("kth_best_model_path") not in kept:  # Lightning pops the k-th path from best_k_models
+            worst = max if mode == "min" else min
+            state["kth_best_model_path"] = worst(kept, key=lambda path: kept[path])
+            state["kth_value"] = kept[state["kth_best_model_path"]]
+    return state
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -65,7 +65,7 @@ from .epoch_stats import EpochStats
 from .lightning_schedulers import Monitors, split_plateau_keys, step_schedulers
 from .objective import CotConfig, CotObjective, LinearLogits, LossFn, Phase, flatten_class_last
 from .rng import rng_state, set_rng_state
-from .stepper import CotStepper, check_clipping, group_size, split_batch, split_optimizers
+from .stepper import CotStepper, check_clipping, check_optimizers_train, group_size, split_batch, split_optimizers
 
 RNG_KEY = "complement_rng_states"
 EPOCH_STATS_KEY = "complement_epoch_stats"
@@ -337,6 +337,7 @@ class CotModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         _warn_about_eval_mode(self)
+        check_optimizers_train(self, self.trainer.optimizers, type(self).__name__)
 
     def on_train_epoch_start(self) -> None:
         if not self._restored_stats:  # a mid-epoch resume keeps the statistics it restored

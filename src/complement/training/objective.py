@@ -23,6 +23,8 @@ no loss: whatever the registry builds for a name, and whatever twin it offers, i
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ from typing import Any, NamedTuple
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import flatten_rows
+from .._validation import check_targets, flatten_rows
 from ..losses import canonical_name, get_chunked_loss, get_loss, is_complement_objective
 
 MODES = ("alternate", "joint", "off")
@@ -160,7 +162,7 @@ class CotConfig:
         mode: ``"alternate"``, ``"joint"`` or ``"off"``.
         complement_loss: a registered name (``"complement_entropy"``, ``"guided_complement_entropy"``)
             or a callable ``(logits (M, C), target (M,)) -> scalar``.
-        complement_weight: multiplies the complement loss (both modes).
+        complement_weight: multiplies the complement loss (both modes); a finite number >= 0.
         ignore_index: target value that does not count.
         complement_loss_kwargs: keyword arguments for a named complement loss.
         primary_loss: phase 1's loss: ``"cross_entropy"`` (default), any registered name, or a callable.
@@ -179,6 +181,11 @@ class CotConfig:
         if self.mode not in MODES:
             raise ValueError(
                 f"unknown COT mode {self.mode!r}; choose one of {MODES} ('off' trains plain cross-entropy)"
+            )
+        if not math.isfinite(self.complement_weight):
+            raise ValueError(
+                f"complement_weight must be a finite number >= 0; got {self.complement_weight}, which would make "
+                "every complement loss (and its gradients) non-finite. Pass e.g. 1.0, or mode='off' for no complement."
             )
         if not self.complement_weight >= 0:
             raise ValueError(f"complement_weight must be >= 0; got {self.complement_weight}")
@@ -249,6 +256,8 @@ class CotObjective:
         )
         self.complement_fn, self.complement_name = self.complement.fn, self.complement.name
         self.primary_fn, self.primary_name = self.primary.fn, self.primary.name
+        # The registered complement objectives are identically 0 with K = 2 (the complement is one class).
+        self._warn_two_classes = self.mode != "off" and self.complement.registered
 
     def _in_one_pass(self, complement: Any) -> bool:
         """Whether the joint mode reads the logits once: the primary loss is plain CE and the
@@ -267,7 +276,25 @@ class CotObjective:
     def cross_entropy(self, logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
 
+    def _check_class_count(self, num_classes: int) -> None:
+        """Warn once (per objective) when the complement loss is identically 0: two classes."""
+        if num_classes == 2:
+            self._warn_two_classes = False
+            warnings.warn(
+                f"COT: the logits have 2 classes, so the complement of each target is one class and "
+                f"{self.complement.name} is identically 0: COT's complement phase (mode={self.mode!r}) changes "
+                'nothing and only costs time. Train with mode="off" (cross-entropy alone), or pick another '
+                "primary_loss for this binary task.",
+                UserWarning,
+                stacklevel=4,
+            )
+
     def phase_loss(self, phase: str, logits: Tensor | LinearLogits, target: Tensor) -> PhaseLoss:
+        if self._warn_two_classes:
+            head = logits.weight if isinstance(logits, LinearLogits) else logits
+            head = getattr(head, "weight", head)
+            if isinstance(head, Tensor) and head.dim() > 0:
+                self._check_class_count(head.shape[0] if isinstance(logits, LinearLogits) else head.shape[-1])
         if isinstance(logits, LinearLogits):
             hidden, target, _ = flatten_rows(logits.hidden, target, who="COT", name="hidden states", width="H")
             head = logits.weight
@@ -277,7 +304,15 @@ class CotObjective:
                 )
             _refuse_sharded(head)
             return self._phase(phase, (hidden, head, target, logits.bias), chunked=True)
-        return self._phase(phase, flatten_class_last(logits, target), chunked=False)
+        rows, flat_target = flatten_class_last(logits, target)
+        if phase == Phase.CE and self.primary.is_plain_ce and not self._one_pass_joint():
+            # F.cross_entropy's own out-of-range error is a bare IndexError (a device assert on CUDA).
+            check_targets(flat_target, rows.shape[1], self.ignore_index, "COT")
+        return self._phase(phase, (rows, flat_target), chunked=False)
+
+    def _one_pass_joint(self) -> bool:
+        """The joint mode's one-pass op, which checks the targets itself."""
+        return self.mode == "joint" and self._in_one_pass(self.complement.fn)
 
     def _phase(self, phase: str, inputs: tuple, chunked: bool) -> PhaseLoss:
         """The phase's loss on ``inputs``: ``(logits, target)``, or ``(hidden, weight, target, bias)``

@@ -55,6 +55,42 @@ def split_optimizers(optimizers: Any) -> tuple[torch.optim.Optimizer, torch.opti
     return items[0], items[-1]
 
 
+def check_optimizers_train(model: torch.nn.Module, optimizers: Sequence[Any], who: str) -> None:
+    """Refuse a model with no trainable parameter, and an optimizer holding none of the model's
+    trainable parameters (its steps would train nothing); warn about optimizer parameters that
+    are not the model's (COT gives them no gradient). Identity is what counts, as for autograd."""
+    params = list(model.parameters())
+    trainable = {id(p) for p in params if p.requires_grad}
+    if not trainable:
+        raise ValueError(
+            f"{who}: no parameter of the model requires grad (a frozen model, e.g. after requires_grad_(False)), so "
+            "COT would train nothing and its backward would fail. Unfreeze what should train before training: "
+            "model.requires_grad_(True), or requires_grad_(True) on the layers to fine-tune."
+        )
+    known = {id(p) for p in params}
+    distinct = list({id(o): o for o in optimizers}.values())  # one optimizer shared by both phases counts once
+    for index, optimizer in enumerate(distinct):
+        name = "the optimizer" if len(distinct) == 1 else f"optimizers[{index}]"
+        own = [p for group in getattr(optimizer, "param_groups", None) or [] for p in group["params"]]
+        if not own:  # not a torch optimizer (no param_groups): nothing to check
+            continue
+        if not any(id(p) in trainable for p in own):
+            raise ValueError(
+                f"{who}: {name} holds none of the model's trainable parameters, so its steps would train nothing. "
+                "Build it from this model's parameters, e.g. torch.optim.SGD(model.parameters(), lr=...), after "
+                "wrapping the model (DDP, FSDP) and with the parameters to train unfrozen."
+            )
+        outside = sum(id(p) not in known for p in own)
+        if outside:
+            warnings.warn(
+                f"{who}: {outside} of {name}'s {len(own)} parameters are not the model's, so COT gives them no "
+                "gradient and they do not train. Build the optimizer from model.parameters() (after wrapping the "
+                "model), or add those tensors to the model as parameters.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
 def check_clipping(value: float | None, algorithm: str) -> None:
     if algorithm not in CLIP_ALGORITHMS:
         raise ValueError(f"gradient_clip_algorithm must be one of {CLIP_ALGORITHMS}; got {algorithm!r}")
@@ -129,6 +165,13 @@ class CotStepper:
             part = self.objective.phase_loss(phase, logits, target)
         if self.check_finite:
             check_finite_loss(phase, part.loss)
+        if not part.loss.requires_grad:
+            raise RuntimeError(
+                f"COT phase '{Phase(phase).value}': the loss does not depend on any trainable parameter (it has no "
+                "grad_fn), so there is nothing to back-propagate. Check that the model's parameters require grad (a "
+                "frozen model: requires_grad_(True) on what should train), that the forward does not run under "
+                "torch.no_grad() or torch.inference_mode(), and that the logits are not detached."
+            )
         loss = part.loss * scale if scale != 1.0 else part.loss
         self.backward(loss)
         for name, value in part.logs.items():  # no tensor op in the common case of one micro-batch

@@ -36,7 +36,14 @@ from torch import Tensor, nn
 
 from .objective import CotConfig, CotObjective, LinearLogits, LossFn, Phase, refuse_unused_parameter_search
 from .rng import rng_state, set_rng_state
-from .stepper import CotStepper, check_clipping, clip_gradients, split_batch, split_optimizers
+from .stepper import (
+    CotStepper,
+    check_clipping,
+    check_optimizers_train,
+    clip_gradients,
+    split_batch,
+    split_optimizers,
+)
 
 
 def default_logits_and_target(model: nn.Module, batch: Any) -> tuple[Tensor, Tensor]:
@@ -67,6 +74,7 @@ class CotStep:
         check_clipping(gradient_clip_val, gradient_clip_algorithm)
         self.model = model
         self.ce_optimizer, self.complement_optimizer = split_optimizers(optimizers)
+        check_optimizers_train(model, [self.ce_optimizer, self.complement_optimizer], "CotStep")
         self.objective = CotObjective(
             CotConfig(
                 mode=mode,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..._atomic import write_json
+from ..._atomic import remove_stale_temporaries, write_json
 from ..report.records import RunRecord
 from . import launch
 from .config import ResolvedTrainConfig, TrainConfig, resumed
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 COMPARE_FILE = "compare.json"
 DEFAULT_METHODS, DEFAULT_SEEDS = ("ce", "cot", "ce_2x"), 3
+MAX_SEEDS = 1000  # one run per (method, seed): more would take months, and is surely a typo
+FIGURES_DIR = "figures"  # report/compare.py's FIGURES_DIR (not imported: matplotlib loads only to write the report)
 _SAVED_KEYS = ("task", "task_options", "methods", "seeds", "train", "command")
 
 
@@ -72,6 +74,11 @@ class Comparison:
 def check_methods_and_seeds(methods: list[str], seeds: int) -> None:
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be an integer >= 1; got {seeds!r}")
+    if seeds > MAX_SEEDS:
+        raise ValueError(
+            f"seeds={seeds} is more than the {MAX_SEEDS} a comparison allows (one run per method and seed); "
+            "give a smaller --seeds, e.g. --seeds 5"
+        )
     if not methods:
         raise ValueError("methods is empty; name at least one, e.g. [ce, cot]")
     for name in methods:
@@ -121,6 +128,11 @@ def resume_comparison(
     )
     for run in saved.run_dirs():
         refuse_if_running(run)
+    # a kill while compare.json or the report was written leaves its temporary file behind
+    # (each run removes its own when it resumes)
+    for folder in (saved.directory, saved.directory / FIGURES_DIR):
+        if folder.is_dir():
+            remove_stale_temporaries(folder, recursive=False)
     methods = saved.methods + [m for m in (methods or []) if m not in saved.methods]
     seeds = max(saved.seeds, seeds or 0)
     check_methods_and_seeds(methods, seeds)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -90,6 +93,14 @@ def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
         raise ValueError(f"train.{name} must be an integer >= 1; got {value!r}")
 
 
+def _finite(name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError(
+            f"train.{name} must be a finite number; got {value} (a run with it diverges). "
+            f"Give a finite value, e.g. --train.{name} {FALLBACKS[name]}"
+        )
+
+
 @dataclass(frozen=True)
 class ResolvedTrainConfig:
     """A :class:`TrainConfig` with every value filled in and checked."""
@@ -118,6 +129,7 @@ class ResolvedTrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"train.{name} must be a number; got {value!r}")
+            _finite(name, value)
             if (low is None and not value > 0) or (low is not None and not value >= low):
                 raise ValueError(f"train.{name} must be {'> 0' if low is None else '>= 0'}; got {value}")
         if self.optimizer not in OPTIMIZERS:
@@ -141,6 +153,8 @@ class ResolvedTrainConfig:
                 raise ValueError(f"train.lr_milestones must be increasing epochs; got {list(milestones)}")
         elif milestones:
             raise ValueError(f"train.lr_milestones apply to lr_schedule step; got lr_schedule {self.lr_schedule!r}")
+        if isinstance(self.lr_gamma, (int, float)) and not isinstance(self.lr_gamma, bool):
+            _finite("lr_gamma", self.lr_gamma)
         if isinstance(self.lr_gamma, bool) or not isinstance(self.lr_gamma, (int, float)) or not 0 < self.lr_gamma <= 1:
             raise ValueError(f"train.lr_gamma must be in (0, 1]; got {self.lr_gamma!r}")
 
@@ -180,3 +194,32 @@ def resumed(saved: ResolvedTrainConfig, given: TrainConfig, allowed: tuple[str, 
             "the run may already have trained more epochs than that"
         )
     return ResolvedTrainConfig(**{**current, **changes})
+
+
+def check_config_files(argv: Sequence[str]) -> None:
+    """Refuse a ``--config`` YAML file whose top level is not a mapping of option names to values.
+
+    jsonargparse reports such a file as ``Unexpected config: - task ...``; this names the file
+    and the fix. Files that are absent or do not parse are left to jsonargparse to report."""
+    import yaml
+
+    for index, arg in enumerate(argv):
+        if arg == "--config" and index + 1 < len(argv):
+            value = argv[index + 1]
+        elif arg.startswith("--config="):
+            value = arg.split("=", 1)[1]
+        else:
+            continue
+        path = Path(value).expanduser()
+        if not path.is_file():
+            continue
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            continue
+        if loaded is not None and not isinstance(loaded, dict):
+            kind = "list" if isinstance(loaded, list) else type(loaded).__name__
+            raise ValueError(
+                f"--config {value}: the file's top level is a YAML {kind}; it must be a mapping of option names to "
+                "values, one 'name: value' a line (e.g. 'task: digits'), without a leading '- '"
+            )

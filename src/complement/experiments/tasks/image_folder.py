@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,6 +59,19 @@ def scan_image_folder(
         paths += images
         labels += [names.index(folder.name)] * len(images)
     return paths, labels, names
+
+
+def check_image_size(size: object) -> int | tuple[int, int]:
+    """``image_size`` checked: one side (an integer >= 1) or ``[height, width]``; a list becomes a tuple."""
+    sides: list[Any] = list(size) if isinstance(size, (list, tuple)) else [size]
+    if len(sides) != (2 if isinstance(size, (list, tuple)) else 1) or any(
+        isinstance(side, bool) or not isinstance(side, int) or side < 1 for side in sides
+    ):
+        raise ValueError(
+            f"image_size must be an integer >= 1 (square images) or [height, width] of such integers; got {size!r}. "
+            "Give e.g. image_size=32"
+        )
+    return (sides[0], sides[1]) if len(sides) == 2 else sides[0]
 
 
 def detect_channels(paths: Sequence[Path]) -> int:

@@ -36,7 +36,7 @@ from .base import ALIASES, Task, register_preset, register_task
 from .cards import DataCard
 from .datasets import ImageDataset, stack_batch
 from .harder import check_harder
-from .image_folder import detect_channels, load_images, scan_image_folder
+from .image_folder import check_image_size, detect_channels, load_images, scan_image_folder
 from .models import MLP, SmallCNN
 from .splits import TEST_FRACTION, VAL_FRACTION, held_out_sizes, held_out_sources, read_held_out, split_classification
 from .transforms import Compose, RandomHorizontalFlip, RandomShift, channel_stats, normalize
@@ -317,8 +317,14 @@ def image_folder(
     check_harder(label_noise, imbalance, few_shot)
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}; got {model!r}")
+    image_size = check_image_size(image_size)
     paths, labels, class_names = scan_image_folder(data_path)
-    extra = read_held_out(lambda folder: scan_image_folder(folder, class_names), val_path, test_path)
+    extra = read_held_out(
+        lambda folder: scan_image_folder(folder, class_names),
+        val_path,
+        test_path,
+        classes=lambda found: [found[2][label] for label in found[1]],
+    )
     val_size, test_size = held_out_sizes(val_size, test_size, val_path, test_path)
     if channels is None:
         channels = detect_channels(paths + [p for found in extra.values() for p in found[0]])

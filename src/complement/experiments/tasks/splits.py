@@ -18,8 +18,9 @@ Tasks on your files take optional ``val_path`` / ``test_path`` files; without on
 
 from __future__ import annotations
 
+import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -156,10 +157,32 @@ def held_out_sizes(
 
 
 def read_held_out(
-    read: Callable[[str | Path], T], val_path: str | Path | None, test_path: str | Path | None
+    read: Callable[[str | Path], T],
+    val_path: str | Path | None,
+    test_path: str | Path | None,
+    classes: Callable[[T], Iterable[str]] | None = None,
 ) -> dict[str, T]:
-    """``{"val": read(val_path), "test": read(test_path)}`` for the files given."""
-    return {name: read(path) for name, path in (("val", val_path), ("test", test_path)) if path is not None}
+    """``{"val": read(val_path), "test": read(test_path)}`` for the files given.
+
+    With ``classes`` (the class names of what ``read`` returned), a validation file holding a
+    single class is warned about (:func:`warn_single_class`)."""
+    given = {name: read(path) for name, path in (("val", val_path), ("test", test_path)) if path is not None}
+    if classes is not None and "val" in given:
+        warn_single_class(val_path, classes(given["val"]))
+    return given
+
+
+def warn_single_class(path: str | Path | None, classes: Iterable[str]) -> None:
+    """A UserWarning when the validation file ``path`` holds examples of one class only."""
+    distinct = sorted(set(classes))
+    if len(distinct) == 1:
+        warnings.warn(
+            f"val_path {path} holds only the class {distinct[0]!r}: validation accuracy and the best-checkpoint "
+            "choice then measure that class alone. Add examples of the other classes to it, or leave val_path "
+            f"out to hold out {VAL_FRACTION:.0%} of data_path",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def held_out_sources(val_path: str | Path | None, test_path: str | Path | None) -> dict[str, str | None]:

