@@ -133,6 +133,14 @@ def _not_logits(value: Any, what: str) -> TypeError:
     )
 
 
+def _num_classes(logits: Any) -> int | None:
+    """The class count of class-last logits, or of a ``LinearLogits`` head (its weight's rows)."""
+    if isinstance(logits, LinearLogits):
+        weight = getattr(logits.weight, "weight", logits.weight)  # an output layer, or its weight tensor
+        return weight.shape[0] if isinstance(weight, Tensor) and weight.dim() > 0 else None
+    return logits.shape[-1] if isinstance(logits, Tensor) and logits.dim() > 0 else None
+
+
 def flatten_class_last(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """``(..., C)`` logits and ``(...)`` targets to ``(M, C)`` and ``(M,)`` (the package's row check,
     :func:`~complement._validation.flatten_rows`); a model output that is not a tensor gets advice."""
@@ -276,7 +284,7 @@ class CotObjective:
     def cross_entropy(self, logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
 
-    def _check_class_count(self, num_classes: int) -> None:
+    def _check_class_count(self, num_classes: int | None) -> None:
         """Warn once (per objective) when the complement loss is identically 0: two classes."""
         if num_classes == 2:
             self._warn_two_classes = False
@@ -291,10 +299,7 @@ class CotObjective:
 
     def phase_loss(self, phase: str, logits: Tensor | LinearLogits, target: Tensor) -> PhaseLoss:
         if self._warn_two_classes:
-            head = logits.weight if isinstance(logits, LinearLogits) else logits
-            head = getattr(head, "weight", head)
-            if isinstance(head, Tensor) and head.dim() > 0:
-                self._check_class_count(head.shape[0] if isinstance(logits, LinearLogits) else head.shape[-1])
+            self._check_class_count(_num_classes(logits))
         if isinstance(logits, LinearLogits):
             hidden, target, _ = flatten_rows(logits.hidden, target, who="COT", name="hidden states", width="H")
             head = logits.weight
