@@ -10,11 +10,11 @@ import warnings
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from complement.losses import focal_loss
 from complement.training import CotStep
 from complement.training.objective import CotConfig
+from tests.helpers.hf import DictData, TinyHF, training_args
 from tests.helpers.tiny import assert_same_parameters, make_data, make_model
 
 CONFIG_FIELDS = dataclasses.fields(CotConfig)
@@ -72,48 +72,6 @@ def test_front_end_takes_every_config_field_with_its_default(name):
 
 
 # --- the options reach the objective -------------------------------------------------------
-
-
-class DictData(Dataset):
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "labels": self.y[i]}
-
-
-class TinyHF(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = make_model()
-
-    def forward(self, x):
-        return {"logits": self.net(x)}
-
-
-def training_args(tmp_path, **overrides):
-    from transformers import TrainingArguments
-
-    base = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=16,
-        num_train_epochs=3,
-        learning_rate=0.1,
-        optim="sgd",
-        lr_scheduler_type="constant",
-        weight_decay=0.0,
-        max_grad_norm=0.0,
-        report_to=[],
-        save_strategy="no",
-        logging_steps=1,
-        use_cpu=True,
-        remove_unused_columns=False,
-        disable_tqdm=True,
-    )
-    return TrainingArguments(**{**base, **overrides})
 
 
 def objective_config(name: str, tmp_path, **options) -> CotConfig:

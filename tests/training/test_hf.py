@@ -4,54 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
 transformers = pytest.importorskip("transformers")
-from transformers import TrainingArguments  # noqa: E402
 
 from complement.hf import CotTrainer  # noqa: E402
+from tests.helpers.hf import DictData, TinyHF, training_args  # noqa: E402
 from tests.helpers.tiny import assert_same_parameters, make_data, make_model, reference_loop  # noqa: E402
-
-
-class DictData(Dataset):
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "labels": self.y[i]}
-
-
-class TinyHF(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = make_model()
-
-    def forward(self, x):
-        return {"logits": self.net(x)}
-
-
-def args(tmp_path, **overrides):
-    base = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=16,
-        num_train_epochs=3,
-        learning_rate=0.1,
-        optim="sgd",
-        lr_scheduler_type="constant",
-        weight_decay=0.0,
-        max_grad_norm=0.0,
-        report_to=[],
-        save_strategy="no",
-        logging_steps=1,
-        use_cpu=True,
-        remove_unused_columns=False,
-        disable_tqdm=True,
-    )
-    return TrainingArguments(**{**base, **overrides})
 
 
 @pytest.mark.parametrize("mode", ["alternate", "joint", "off"])
@@ -59,7 +18,9 @@ def args(tmp_path, **overrides):
 def test_cot_trainer_equals_hand_written_loop(tmp_path, mode, accumulation):
     x, y = make_data(n=16)
     model = TinyHF()
-    training = args(tmp_path, per_device_train_batch_size=16 // accumulation, gradient_accumulation_steps=accumulation)
+    training = training_args(
+        tmp_path, per_device_train_batch_size=16 // accumulation, gradient_accumulation_steps=accumulation
+    )
     trainer = CotTrainer(model=model, args=training, train_dataset=DictData(x, y), mode=mode)
     trainer.train()
     assert trainer.state.global_step == 3
@@ -77,14 +38,14 @@ def test_missing_labels_is_a_clear_error(tmp_path):
             return {"x": self.x[i]}
 
     x, y = make_data(n=4)
-    trainer = CotTrainer(model=TinyHF(), args=args(tmp_path, num_train_epochs=1), train_dataset=NoLabels(x, y))
+    trainer = CotTrainer(model=TinyHF(), args=training_args(tmp_path, num_train_epochs=1), train_dataset=NoLabels(x, y))
     with pytest.raises(KeyError, match="needs the targets under 'labels'"):
         trainer.train()
 
 
 def test_unknown_mode_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown COT mode"):
-        CotTrainer(model=TinyHF(), args=args(tmp_path), mode="half")
+        CotTrainer(model=TinyHF(), args=training_args(tmp_path), mode="half")
 
 
 def test_minilm_sequence_classifier_trains_offline_with_cot(tmp_path):
@@ -110,7 +71,7 @@ def test_minilm_sequence_classifier_trains_offline_with_cot(tmp_path):
                 "labels": torch.tensor(labels[i]),
             }
 
-    training = args(
+    training = training_args(
         tmp_path,
         per_device_train_batch_size=6,
         num_train_epochs=1,
@@ -128,7 +89,7 @@ def test_minilm_sequence_classifier_trains_offline_with_cot(tmp_path):
 def test_non_finite_loss_is_reported(tmp_path):
     x, y = make_data(n=4)
     x[0, 0] = float("nan")
-    trainer = CotTrainer(model=TinyHF(), args=args(tmp_path, num_train_epochs=1), train_dataset=DictData(x, y))
+    trainer = CotTrainer(model=TinyHF(), args=training_args(tmp_path, num_train_epochs=1), train_dataset=DictData(x, y))
     with pytest.raises(FloatingPointError, match="COT phase 'ce' produced a non-finite loss"):
         trainer.train()
 
@@ -137,7 +98,7 @@ def test_hyperparameter_search_attribute_does_not_replace_the_cot_objective(tmp_
     # transformers' Trainer stores its search objective in self.objective; COT's lives in cot_objective.
     x, y = make_data(n=16)
     model = TinyHF()
-    trainer = CotTrainer(model=model, args=args(tmp_path), train_dataset=DictData(x, y), mode="alternate")
+    trainer = CotTrainer(model=model, args=training_args(tmp_path), train_dataset=DictData(x, y), mode="alternate")
     trainer.objective = 0.5  # as Trainer.hyperparameter_search's trials do
     trainer.train()
     reference = make_model()
@@ -149,7 +110,9 @@ def test_logged_losses_are_means_over_the_logging_interval(tmp_path):
     x, y = make_data(n=64)
 
     def logged(every):
-        training = args(tmp_path / str(every), logging_steps=every, num_train_epochs=1, per_device_train_batch_size=8)
+        training = training_args(
+            tmp_path / str(every), logging_steps=every, num_train_epochs=1, per_device_train_batch_size=8
+        )
         trainer = CotTrainer(model=TinyHF(), args=training, train_dataset=DictData(x, y))
         trainer.train()
         return [(e["cot_loss"], e["train_loss"]) for e in trainer.state.log_history if "cot_loss" in e]
