@@ -16,12 +16,12 @@ experiment's tables.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from complement.experiments.cli import main as complement
 from complement.experiments.report.records import load_records
 from complement.experiments.report.statistics import PairedComparison, format_difference, paired_comparisons
 from complement.experiments.report.tables import Stat, by_method
@@ -112,7 +112,6 @@ def newest_finished(name: str) -> Path | None:
 
 
 def run_experiment(name: str, rerun: bool) -> None:
-    venv_bin = Path(sys.executable).parent
     started = comparisons_of(name)
     if started and not rerun and (started[-1] / "report.md").exists():
         print(f"{name}: finished in {started[-1].name}; kept (--rerun to run it again)", flush=True)
@@ -122,7 +121,12 @@ def run_experiment(name: str, rerun: bool) -> None:
     else:
         cmd = command_for(name)
     print("$", " ".join(shlex.quote(c) for c in cmd), flush=True)
-    subprocess.run([str(venv_bin / cmd[0]), *cmd[1:]], check=True, cwd=ROOT)
+    here = Path.cwd()
+    os.chdir(ROOT)  # the recorded command and its --out are relative to the repository, as docs show them
+    try:
+        complement(cmd[1:])  # in this process: the CLI's parsing, the comparison's recorded command
+    finally:
+        os.chdir(here)
 
 
 def _cell(c: PairedComparison | None) -> str:

@@ -41,6 +41,10 @@ def test_compare_end_to_end_writes_report_and_figures(blobs, tmp_path, capsys):
     ce_2x = json.loads((compare_dir / "ce_2x-seed0" / "history.json").read_text())
     assert len(ce_2x) == 4 and ce_2x[-1]["passes"] == 20  # twice the epochs, same passes as COT
     report = (compare_dir / "report.md").read_text()
+    command = f"complement compare --task blobs --methods '[ce, cot, ce_2x]' --seeds 2 --out {tmp_path}"
+    command += " --progress false"
+    assert json.loads((compare_dir / "compare.json").read_text())["command"] == command, "main()'s arguments"
+    assert command in report
     pngs = sorted(compare_dir.rglob("*.png"))
     assert len(pngs) >= 3
     for png in pngs:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+import resource
+import shutil
 import signal
 import subprocess
 import time
@@ -140,3 +142,114 @@ def test_compare_killed_in_a_run_and_in_the_report_then_resumed_equals_uninterru
         assert torch.equal(a["probs"], b["probs"]), name
         spec = json.loads((compare_dir / name / "config.json").read_text())
         assert spec["task"] == "digits" and spec["task_options"] == {} and spec["method"] == name.split("-")[0]
+
+
+@pytest.fixture(scope="module")
+def killed_at_step_22(tmp_path_factory) -> Path:
+    """FIT killed after step 22: its checkpoints are epoch=0-step=18 and steps-epoch=1-step=20."""
+    tmp_path = tmp_path_factory.mktemp("killed22")
+    result = run(complement(*FIT, "--out", str(tmp_path / "runs")), tmp_path, "step:22")
+    assert killed(result), result.stderr[-2000:]
+    return run_dir_of(tmp_path)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # in a tensor's bytes: the file still loads, with another number
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", [truncate, flip_a_byte])
+def test_damaged_newest_checkpoint_resumes_from_the_previous_one_and_ends_identical(
+    damage, killed_at_step_22, reference, tmp_path
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(killed_at_step_22, run_dir)
+    newest = run_dir / "checkpoints" / "steps-epoch=1-step=20.ckpt"
+    damage(newest)
+    result = run(complement("fit", "--resume", str(run_dir), "--progress", "false"), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"checkpoint {newest} is damaged" in result.stderr
+    assert "resuming from epoch=0-step=18.ckpt, the newest checkpoint that verifies" in result.stderr
+    assert (run_dir / "checkpoints" / "damaged-steps-epoch=1-step=20.ckpt").exists(), "kept aside, for a look"
+    assert_same_run(run_dir, reference)
+
+
+def start_paused(args: list[str], tmp_path: Path, step: int, marker: Path) -> subprocess.Popen:
+    env = {**environment(tmp_path, f"pause:{step}"), "COMPLEMENT_FAULT_MARKER": str(marker)}
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_two_resumes_at_once_one_is_refused_sigterm_stops_the_other_and_its_hint_resumes(reference, tmp_path):
+    first = run(complement(*FIT, "--out", str(tmp_path / "runs")), tmp_path, "step:3")
+    assert killed(first)
+    run_dir = run_dir_of(tmp_path)
+    resume = complement("fit", "--resume", str(run_dir), "--progress", "false")
+    markers = [tmp_path / "paused-a", tmp_path / "paused-b"]
+    processes = [start_paused(resume, tmp_path, 7, marker) for marker in markers]  # started together
+    deadline = time.monotonic() + 120
+    while all(p.poll() is None for p in processes):
+        assert time.monotonic() < deadline, "neither resume was refused"
+        time.sleep(0.05)
+    (refused,) = [p for p in processes if p.poll() is not None]
+    (winner,) = [p for p in processes if p is not refused]
+    stderr = refused.communicate()[1]
+    assert refused.returncode == 1, stderr
+    assert f"{run_dir} is in use by another complement process (pid {winner.pid} on " in stderr
+
+    wait_for(markers[processes.index(winner)], winner)
+    winner.send_signal(signal.SIGTERM)
+    stderr = winner.communicate(timeout=60)[1]
+    assert winner.returncode == 143, stderr[-3000:]
+    hint = f"complement: interrupted by SIGTERM; resume with: complement fit --resume {run_dir}"
+    assert hint in stderr, stderr[-3000:]
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
+
+    command = stderr.split("resume with: ")[1].split()[1:]  # the printed command, run as printed
+    resumed = run(complement(*command, "--progress", "false"), tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(run_dir, reference)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_run_with_130_and_says_how_to_resume(tmp_path):
+    marker = tmp_path / "paused"
+    process = start_paused(complement(*FIT, "--out", str(tmp_path / "runs")), tmp_path, 2, marker)
+    wait_for(marker, process)
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate(timeout=60)[1]
+    run_dir = run_dir_of(tmp_path)
+    assert process.returncode == 130, stderr[-3000:]
+    assert f"interrupted by Ctrl-C (SIGINT); resume with: complement fit --resume {run_dir}" in stderr
+    assert "Traceback" not in stderr
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_names_the_checkpoint_and_the_cause_and_status_says_failed(tmp_path):
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))  # the configs fit, a checkpoint does not
+
+    args = complement(*FIT, "--out", str(tmp_path / "runs"))
+    result = subprocess.run(args, env=environment(tmp_path, None), capture_output=True, text=True, timeout=300,
+                            preexec_fn=limit_file_size)  # fmt: skip
+    run_dir = run_dir_of(tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"cannot write {run_dir / 'checkpoints'}" in result.stderr, result.stderr[-3000:]
+    assert "file-size limit" in result.stderr
+    status = run(complement("status", str(run_dir)), tmp_path).stdout
+    assert "failed" in status and "file-size limit" in status, status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ import torch
 from complement._atomic import atomic_path, write_text
 from complement.experiments.cli import main
 from complement.experiments.runs import latest_checkpoint, read_status, write_status
+from complement.training.checkpointing import checksum_path
 from complement.training.divergence import DivergenceError, DivergenceGuard
 
 FIT = ["fit", "--task", "blobs", "--method", "cot", "--progress", "false", "--debug"]
@@ -188,19 +190,30 @@ def test_a_damaged_settings_file_is_a_clear_error(blobs, tmp_path, capsys):
     assert "compare.json is damaged" in err and "Traceback" not in err
 
 
-def test_an_untrusted_checkpoint_is_not_unpickled(blobs, tmp_path):
+@pytest.mark.parametrize("checksum", ["rewritten", "removed"])
+def test_an_untrusted_checkpoint_is_not_unpickled(blobs, tmp_path, checksum, capsys):
+    """Whoever crafted it may have written its checksum too: then the load itself refuses it."""
     main([*FIT, "--train.max_epochs", "1", "--out", str(tmp_path)])
     run = one_run(tmp_path)
     path = latest_checkpoint(run)
     checkpoint = torch.load(path, weights_only=True)
     checkpoint["payload"] = Exploit()
     torch.save(checkpoint, path)
+    if checksum == "rewritten":
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        checksum_path(path).write_text(f"{digest}  {path.name}\n")
+    else:
+        checksum_path(path).unlink()
     (run / "status.json").write_text(json.dumps({"status": "interrupted"}))
     marker = tmp_path / "pwned"
     os.environ["COMPLEMENT_TEST_MARKER"] = str(marker)
     try:
-        with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
-            main(["fit", "--resume", str(run), "--train.max_epochs", "2", "--debug"])
+        if checksum == "rewritten":
+            with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
+                main(["fit", "--resume", str(run), "--train.max_epochs", "2", "--debug"])
+        else:  # verified by loading it with weights_only=True: refused, set aside, never unpickled
+            main(["fit", "--resume", str(run), "--train.max_epochs", "2"])
+            assert "is damaged: it cannot be read (UnpicklingError" in capsys.readouterr().err
     finally:
         del os.environ["COMPLEMENT_TEST_MARKER"]
     assert not marker.exists()

@@ -4,12 +4,14 @@ The child runs the real entry point (the ``complement`` CLI, a Lightning script,
 ``COMPLEMENT_FAULT=kind:n`` picks the moment:
 
 - ``step:n``            after the batch that completes optimizer step n, before its checkpoint
+- ``pause:n``           after that batch, touch ``$COMPLEMENT_FAULT_MARKER`` and wait there (up
+                        to 120 s) for the test to signal the process: a known moment for SIGTERM
 - ``checkpoint:n``      right after the n-th checkpoint file is written
 - ``torn_checkpoint:n`` during the n-th checkpoint write: the temporary file is written, not yet renamed
 - ``predict:1``         during a run's test-set prediction (after training)
 - ``report:1``          during a comparison's report, after its first figure
 
-Nothing here touches the code under test except to kill it: the same code then resumes.
+Nothing here touches the code under test except to kill or pause it: the same code then resumes.
 """
 
 from __future__ import annotations
@@ -37,13 +39,21 @@ if _spec:
         if _count[0] == _n:
             _die()
 
-    if _kind == "step":
+    if _kind in ("step", "pause"):
         import lightning.pytorch as pl
+
+        def _pause():
+            import pathlib, time
+
+            pathlib.Path(os.environ["COMPLEMENT_FAULT_MARKER"]).touch()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
 
         class _KillAtStep(pl.Callback):
             def on_train_batch_end(self, trainer, *args):
                 if trainer.global_step == _n:
-                    _die()
+                    _die() if _kind == "step" else _pause()
 
         _original_init = pl.Trainer.__init__
 

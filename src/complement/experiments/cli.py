@@ -11,7 +11,9 @@
 Every option can come from a YAML file given with ``--config``; a key that does not exist
 is an error. Runs go to new directories under ``--out`` (default ``runs``); everything
 is checked before a directory is made. A user error prints one line and exits with
-status 1; ``--debug`` shows the traceback instead.
+status 1; ``--debug`` shows the traceback instead. Ctrl-C or SIGTERM stops a run cleanly
+(its status says ``interrupted``), prints the command that resumes it and exits with 130
+or 143. One process at a time may work in a run or comparison directory.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def compare(
     _quiet()
     from .runs.comparison import compare as run
 
-    command = "complement " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    command = "complement " + " ".join(shlex.quote(arg) for arg in _command_line)
     paths = run(task, methods, seeds, train, task_options, out, resume,
                 threads=threads, jobs=jobs, progress=progress, command=command)  # fmt: skip
     print()
@@ -169,22 +171,44 @@ def list_all() -> None:
             print(f"  {name:28s} {summary}")
 
 
+_command_line: list[str] = []  # main()'s arguments: what a comparison records as its command
+_STOP_SIGNALS: dict[int, str] = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
+_received: list[int] = []  # the stop signals received by this process, in order
+
+
 @contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM (a scheduler's stop, ``kill``) ends a run like Ctrl-C: its status says ``interrupted``."""
+def _signals_interrupt():
+    """SIGINT and SIGTERM (Ctrl-C, a scheduler's stop, ``kill``) end a run the same way, as a
+    ``KeyboardInterrupt`` whose run status says ``interrupted``; which one came is remembered
+    for the exit code. A signal the parent set to be ignored (``nohup``) stays ignored."""
 
     def handle(signum, frame):
+        _received.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGTERM, handle)
+        for signum in _STOP_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, handle)
     except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
+        pass
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _interrupted(error: BaseException) -> SystemExit:
+    """The exit after Ctrl-C or SIGTERM: a line saying how to resume, and status 128 + the signal
+    (130, 143) as shells report a process stopped by it. (Lightning turns the interrupt into
+    ``SystemExit(1)``; the signal received says what it was.)"""
+    signum = _received[-1] if _received else signal.SIGINT
+    resume = getattr(error, "resume_command", None)
+    then = f"resume with: {resume}" if resume else "no run had started, so there is nothing to resume"
+    print(f"complement: interrupted by {_STOP_SIGNALS[signum]}; {then}", file=sys.stderr, flush=True)
+    return SystemExit(128 + signum)
 
 
 def main(args: list[str] | None = None) -> None:
@@ -192,7 +216,9 @@ def main(args: list[str] | None = None) -> None:
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]
     commands = {"fit": fit, "compare": compare, "status": status, "list": list_all}
-    with _sigterm_interrupts():
+    _command_line[:] = argv
+    _received.clear()
+    with _signals_interrupt():
         if debug:
             check_config_files(argv)
             CLI(commands, args=argv)
@@ -200,9 +226,12 @@ def main(args: list[str] | None = None) -> None:
         try:
             check_config_files(argv)  # a YAML list at the top: one clear line, not jsonargparse's usage text
             CLI(commands, args=argv)
-        except KeyboardInterrupt:
-            print("complement: interrupted; resume with --resume <the run or comparison directory>", file=sys.stderr)
-            raise SystemExit(130) from None
+        except KeyboardInterrupt as error:
+            raise _interrupted(error) from None
+        except SystemExit as error:
+            if not _received:  # a plain exit (jsonargparse's --help, a usage error): its own code
+                raise
+            raise _interrupted(error) from None
         except Exception as error:  # a user's mistake, or a failure the message explains; --debug shows where
             print(f"complement: error: {error}", file=sys.stderr)
             print("(run again with --debug for the traceback)", file=sys.stderr)

@@ -26,13 +26,22 @@ resolve ``..`` or symbolic links, so a crafted checkpoint could have any file de
 :class:`CotCheckpoint` keeps only restored paths that resolve inside its folder, and warns
 of each one it drops.
 
+A checkpoint can also be damaged after it was written (a bad disk, a copy cut short, a
+flipped bit), and a damaged file may still load, with other numbers. So
+:class:`AtomicCheckpointIO` also writes the file's SHA-256 beside it, in ``sha256sum``'s
+format (``<name>.ckpt.sha256``; ``sha256sum -c`` checks it too), before the checkpoint
+itself takes its name: a checkpoint that exists always has its checksum.
+:func:`verify_checkpoint` says why a file cannot be resumed from, or ``None`` when it can.
+
     trainer = Trainer(plugins=[AtomicCheckpointIO()], callbacks=[CotCheckpoint(dirpath, every_n_train_steps=500)])
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -40,7 +49,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from .._atomic import atomic_path
+from .._atomic import atomic_path, write_text
 from ._lightning_compat import checkpoint_interval, checkpoint_saved_at, is_last_batch, save_checkpoint_now
 
 
@@ -130,10 +139,63 @@ def _paths_inside(
     return state
 
 
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def checksum_path(checkpoint: str | os.PathLike[str]) -> Path:
+    """Where :class:`AtomicCheckpointIO` writes the SHA-256 of ``checkpoint``."""
+    path = Path(checkpoint)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def _sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_checkpoint(path: str | os.PathLike[str]) -> str | None:
+    """Why the checkpoint file ``path`` cannot be resumed from, or ``None`` when it can.
+
+    With a checksum file beside it (:func:`checksum_path`) the SHA-256 must match; a
+    checkpoint without one (written by another writer) must load with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        return "it is not a file"
+    if path.stat().st_size == 0:
+        return "it is empty"
+    checksum = checksum_path(path)
+    if checksum.is_file():
+        expected = checksum.read_text(errors="replace").split(" ", 1)[0].strip()
+        actual = _sha256(path)
+        if actual != expected:
+            return f"its SHA-256 ({actual[:12]}...) is not the one written beside it in {checksum.name}"
+        return None
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # every way a damaged file fails to load: zip, pickle, short read
+        first_line = str(error).splitlines()[0] if str(error) else "no message"
+        return f"it cannot be read ({type(error).__name__}: {first_line})"
+    return None
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing local files whole or not at all, each with its
+    SHA-256 beside it (removed with it); remote paths keep Lightning's own writer."""
+
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None or "://" in str(path):  # a remote filesystem: Lightning's fsspec writer
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         with atomic_path(path) as temporary:
             torch.save(checkpoint, temporary)
+            # the checksum first: a kill between the two renames leaves a checksum without its
+            # file (ignored), never a checkpoint without its checksum
+            write_text(checksum_path(path), f"{_sha256(temporary)}  {Path(path).name}\n")
+
+    def remove_checkpoint(self, path: Any) -> None:
+        super().remove_checkpoint(path)
+        if "://" not in str(path):
+            checksum_path(path).unlink(missing_ok=True)

@@ -1,11 +1,24 @@
-"""A run's checkpoint files: which ones are written, which one resume picks, and which are pruned."""
+"""A run's checkpoint files: which ones are written, which one resume picks, and which are pruned.
+
+Resume takes the newest checkpoint that verifies (its SHA-256, or a clean load for one
+written without it: :func:`complement.training.checkpointing.verify_checkpoint`). A damaged
+one is renamed ``damaged-<name>`` (kept, for a look, never picked again) and the next newest
+is tried, saying so. The older checkpoints that earlier processes left are pruned only once
+the resumed run has written a newer one (:class:`PruneWhenSuperseded`): until then a failed
+resume leaves everything it found.
+"""
 
 from __future__ import annotations
 
 import re
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ...training.checkpointing import CotCheckpoint
+import lightning.pytorch as pl
+
+from ...training.checkpointing import CHECKSUM_SUFFIX, CotCheckpoint, checksum_path, verify_checkpoint
 from .config import BEST_MODES, ResolvedTrainConfig
 
 CHECKPOINTS = "checkpoints"
@@ -28,6 +41,9 @@ def checkpoint_callbacks(directory: Path, config: ResolvedTrainConfig) -> list[C
     return callbacks
 
 
+DAMAGED_PREFIX = "damaged-"
+
+
 def _latest_kind(run_dir: Path) -> list[tuple[int, float, Path]]:
     found = []
     for path in (Path(run_dir) / CHECKPOINTS).glob("*.ckpt"):
@@ -43,9 +59,76 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return max(found)[2] if found else None
 
 
-def keep_only(run_dir: Path, checkpoint: Path | None) -> None:
-    """Before resuming from ``checkpoint``, drop the older epoch/step checkpoints that earlier
-    processes left (each process keeps the one it resumed from), so they stay few."""
-    for _, _, path in _latest_kind(run_dir):
-        if path != checkpoint:
-            path.unlink(missing_ok=True)
+def _say(message: str) -> None:
+    print(f"complement: {message}", file=sys.stderr, flush=True)
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename a damaged checkpoint (and its checksum) so that no resume picks it again."""
+    aside = path.with_name(DAMAGED_PREFIX + path.name)
+    path.replace(aside)
+    if checksum_path(path).exists():
+        checksum_path(path).replace(checksum_path(aside))
+    return aside
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The checkpoint a resumed run continues from (``None``: from step 0), and the
+    checkpoints left by earlier processes, to prune once a newer one is written."""
+
+    checkpoint: Path | None
+    superseded: tuple[Path, ...]
+
+
+def resume_point(run_dir: Path) -> ResumePoint:
+    """The newest checkpoint of ``run_dir`` that verifies; damaged newer ones are set aside, with a message."""
+    checkpoints = Path(run_dir) / CHECKPOINTS
+    for checksum in checkpoints.glob(f"*.ckpt{CHECKSUM_SUFFIX}"):  # a kill between the two renames of a save
+        if not checksum.with_suffix("").exists():
+            checksum.unlink(missing_ok=True)
+    found = [path for _, _, path in sorted(_latest_kind(run_dir), reverse=True)]
+    damaged: list[Path] = []
+    for path in found:
+        problem = verify_checkpoint(path)
+        if problem is None:
+            if damaged:
+                _say(f"resuming from {path.name}, the newest checkpoint that verifies (steps since are trained again)")
+            return ResumePoint(path, tuple(p for p in found if p not in damaged))
+        aside = _set_aside(path)
+        damaged.append(path)
+        _say(f"checkpoint {path} is damaged: {problem}. Renamed {aside.name}; trying an older one.")
+    if damaged:
+        _say(f"no checkpoint of {run_dir} verifies; training starts again from step 0")
+    else:
+        _say(f"{run_dir} has no checkpoint yet (stopped before its first one); training starts from step 0")
+    return ResumePoint(None, ())
+
+
+class PruneWhenSuperseded(pl.Callback):
+    """Delete the checkpoints an earlier process left once this run has written a newer one.
+
+    Checked at the hooks after a checkpoint callback may have saved (Lightning calls those
+    last in each hook, so a save is seen one hook later) and at the end of training."""
+
+    def __init__(self, run_dir: Path, superseded: tuple[Path, ...]):
+        self.run_dir, self.superseded = Path(run_dir), set(superseded)
+
+    def _prune_if_superseded(self) -> None:
+        if not self.superseded:
+            return
+        newer = {path for _, _, path in _latest_kind(self.run_dir)} - self.superseded
+        if newer:
+            for path in self.superseded:
+                path.unlink(missing_ok=True)
+                checksum_path(path).unlink(missing_ok=True)
+            self.superseded = set()
+
+    def on_train_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        self._prune_if_superseded()
+
+    def on_train_epoch_start(self, *args: Any, **kwargs: Any) -> None:
+        self._prune_if_superseded()
+
+    def on_fit_end(self, *args: Any, **kwargs: Any) -> None:
+        self._prune_if_superseded()

@@ -9,6 +9,8 @@ seeds, more methods) but never change what it measured.
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,8 @@ from ..report.records import RunRecord
 from . import launch
 from .config import ResolvedTrainConfig, TrainConfig, resumed
 from .files import CONFIG_FILE, RunSpec, check_output_directory, load_run_record, load_spec, new_run_dir, save_spec
-from .launch import DEFAULT_TASK, read_settings, refuse_changes, refuse_if_running, run_dir_name
+from .launch import DEFAULT_TASK, read_settings, refuse_changes, refuse_if_running, resume_hint, run_dir_name
+from .lock import directory_lock
 from .methods import get_method
 from .status import read_status
 from .threads import check_threads
@@ -101,8 +104,10 @@ def start_comparison(
     task_options: dict[str, Any] | None,
     out: Path,
     command: str,
+    hold: contextlib.ExitStack | None = None,
 ) -> Comparison:
-    """A new comparison's settings and directory; the task is built (and so checked) before the directory."""
+    """A new comparison's settings and directory; the task is built (and so checked) before the directory.
+    With ``hold``, the directory's lock is taken as soon as it exists, and kept by ``hold``."""
     task, methods = task or DEFAULT_TASK, list(methods if methods is not None else DEFAULT_METHODS)
     seeds = DEFAULT_SEEDS if seeds is None else seeds
     check_methods_and_seeds(methods, seeds)
@@ -110,6 +115,8 @@ def start_comparison(
     task_options = dict(task_options or {})
     config = train.resolved(launch.build_task(task, task_options, 0).defaults)
     directory = new_run_dir(Path(out), f"compare-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if hold is not None:
+        hold.enter_context(directory_lock(directory, "comparison"))
     comparison = Comparison(directory, task, task_options, methods, seeds, config, command)
     comparison.save()
     return comparison
@@ -238,11 +245,16 @@ def compare(
     check_threads(threads)
     check_jobs(jobs)
     train = train or TrainConfig()
-    if resume is not None:
-        comparison = resume_comparison(Path(resume), task, methods, seeds, train)
-    else:
-        comparison = start_comparison(task, methods, seeds, train, task_options, out, command)
-    records = run_comparison(comparison, threads=threads, jobs=jobs, progress=progress and jobs == 1)
-    from ..report import write_report  # matplotlib loads only to write the report
+    with contextlib.ExitStack() as hold:
+        if resume is not None:
+            Comparison.load(Path(resume))  # a comparison directory (clear error otherwise) before its lock file
+            hold.enter_context(directory_lock(Path(resume), "comparison"))
+            hold.enter_context(resume_hint(f"complement compare --resume {shlex.quote(str(resume))}"))
+            comparison = resume_comparison(Path(resume), task, methods, seeds, train)
+        else:
+            comparison = start_comparison(task, methods, seeds, train, task_options, out, command, hold)
+            hold.enter_context(resume_hint(f"complement compare --resume {shlex.quote(str(comparison.directory))}"))
+        records = run_comparison(comparison, threads=threads, jobs=jobs, progress=progress and jobs == 1)
+        from ..report import write_report  # matplotlib loads only to write the report
 
-    return write_report(records, comparison.directory, task_name=comparison.task, command=comparison.command)
+        return write_report(records, comparison.directory, task_name=comparison.task, command=comparison.command)

@@ -8,7 +8,8 @@ last checkpoint and a kill appear twice), ``checkpoints/``, ``history.json``,
 
 Checkpoints: one at every epoch end, plus one every ``checkpoint_every_n_steps``
 optimizer steps when asked; only the latest of each kind is kept (and the best by
-``keep_best`` when asked). They carry the model, the optimizer(s), the loop position,
+``keep_best`` when asked), each with its SHA-256 beside it. Resume continues from the
+newest one that verifies (:mod:`.checkpoints`). They carry the model, the optimizer(s), the loop position,
 the training loader's position and shuffle state, every RNG, the epoch's running
 statistics and the history, so :func:`fit_run` with ``resume=True`` continues from the
 newest one to the same result as an uninterrupted run (bit for bit on CPU).
@@ -34,11 +35,12 @@ from ...training.divergence import DivergenceGuard
 from ...training.stepper import DivergenceError
 from ..report.records import RunRecord
 from .callbacks import Heartbeat, History
-from .checkpoints import CHECKPOINTS, checkpoint_callbacks, keep_only, latest_checkpoint
+from .checkpoints import CHECKPOINTS, PruneWhenSuperseded, ResumePoint, checkpoint_callbacks, resume_point
 from .files import RunSpec, save_spec
+from .lock import directory_lock
 from .methods import Method, get_method
 from .module import TaskModule, predict
-from .status import write_status
+from .status import write_final_status, write_status
 from .threads import resolve_threads
 
 
@@ -64,22 +66,23 @@ def fit_run(
     run_dir = Path(run_dir)
     method = get_method(spec.method)
     config = spec.train
-    write_status(run_dir, "running")
-    start = time.perf_counter()
-    try:
-        record = _train_and_predict(task, spec, method, run_dir, progress, resume, jobs)
-    except DivergenceError as error:
-        write_status(run_dir, "diverged", error=str(error))
-        raise
-    except (KeyboardInterrupt, SystemExit) as error:
-        write_status(run_dir, "interrupted", error=type(error).__name__)
-        raise
-    except BaseException as error:
-        write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}")
-        raise
-    record.wall_time_s = time.perf_counter() - start
-    write_json(run_dir / "record.json", record.to_dict())
-    write_status(run_dir, "complete", epochs=config.max_epochs * method.epoch_factor)
+    with directory_lock(run_dir):
+        write_status(run_dir, "running")
+        start = time.perf_counter()
+        try:
+            record = _train_and_predict(task, spec, method, run_dir, progress, resume, jobs)
+            record.wall_time_s = time.perf_counter() - start
+            write_json(run_dir / "record.json", record.to_dict())
+        except DivergenceError as error:
+            write_final_status(run_dir, "diverged", error=str(error))
+            raise
+        except (KeyboardInterrupt, SystemExit) as error:
+            write_final_status(run_dir, "interrupted", error=type(error).__name__)
+            raise
+        except BaseException as error:
+            write_final_status(run_dir, "failed", error=f"{type(error).__name__}: {error}")
+            raise
+        write_status(run_dir, "complete", epochs=config.max_epochs * method.epoch_factor)
     return record
 
 
@@ -99,7 +102,11 @@ def _train_and_predict(
     evaluation = {"batch_size": max(config.batch_size, 256), "collate_fn": task.collate_fn}
     val, test = DataLoader(task.val, **evaluation), DataLoader(task.test, **evaluation)
     history = History(passes_per_batch=len(module.objective.phases))
-    callbacks = [history, DivergenceGuard(), Heartbeat(run_dir), *checkpoint_callbacks(run_dir / CHECKPOINTS, config)]
+    if resume:
+        remove_stale_temporaries(run_dir)  # a kill during a write leaves its temporary file behind
+    resume_from = resume_point(run_dir) if resume else ResumePoint(None, ())
+    callbacks = [history, DivergenceGuard(), Heartbeat(run_dir), PruneWhenSuperseded(run_dir, resume_from.superseded),
+                 *checkpoint_callbacks(run_dir / CHECKPOINTS, config)]  # fmt: skip
     trainer = pl.Trainer(
         accelerator="auto",
         devices=1,
@@ -113,16 +120,11 @@ def _train_and_predict(
         num_sanity_val_steps=0,
         deterministic=True,
     )
-    if resume:
-        remove_stale_temporaries(run_dir)  # a kill during a write leaves its temporary file behind
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    if resume:
-        keep_only(run_dir, checkpoint)
     with warnings.catch_warnings():
         # Lightning's advice for manual optimization (save a pre-step copy of the model) does not
         # apply: COT's checkpoints are taken after a complete step, which is what resume needs.
         warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
-        trainer.fit(module, train, val, ckpt_path=checkpoint, weights_only=True)
+        trainer.fit(module, train, val, ckpt_path=resume_from.checkpoint, weights_only=True)
     tested = trainer.test(module, test, verbose=False)[0]
     with atomic_path(run_dir / "predictions.pt") as temporary:
         torch.save(predict(module, test, task.ignore_index), temporary)

@@ -3,8 +3,11 @@ rules for what ``--resume`` may change (the CLI's ``fit`` parses, this module de
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from ..report.records import RunRecord
 from ..tasks.base import Task
 from .config import RESUME_CHANGES, TrainConfig, resumed
 from .files import RunSpec, check_output_directory, load_spec, new_run_dir, save_spec
+from .lock import directory_lock
 from .methods import get_method
 from .status import read_status
 from .threads import check_threads
@@ -70,8 +74,10 @@ def start_run(
     task_options: dict[str, Any] | None,
     out: Path,
     threads: int | str,
+    hold: contextlib.ExitStack | None = None,
 ) -> tuple[Task, RunSpec, Path]:
-    """A new run's task, settings and directory; everything is checked before the directory is made."""
+    """A new run's task, settings and directory; everything is checked before the directory is made.
+    With ``hold``, the directory's lock is taken as soon as it exists, and kept by ``hold``."""
     check_threads(threads)
     task, method = task or DEFAULT_TASK, method or DEFAULT_METHOD
     seed = 0 if seed is None else seed
@@ -82,6 +88,8 @@ def start_run(
     built = build_task(task, options, seed)  # validates the task, its options and its data first
     spec = RunSpec(task, method, seed, train.resolved(built.defaults), options, threads)
     run_dir = new_run_dir(Path(out), f"{task}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if hold is not None:
+        hold.enter_context(directory_lock(run_dir))
     save_spec(run_dir, spec)
     return built, spec, run_dir
 
@@ -95,7 +103,8 @@ def resume_run(
     task_options: dict[str, Any] | None,
     threads: int | str,
 ) -> tuple[Task, RunSpec]:
-    """An earlier run's task and settings, with only the changes ``--resume`` allows (RESUME_CHANGES)."""
+    """An earlier run's task and settings, with only the changes ``--resume`` allows (RESUME_CHANGES).
+    Call it holding the run's lock (:func:`.lock.directory_lock`)."""
     check_threads(threads)
     spec = load_spec(run_dir)
     refuse_changes(
@@ -124,13 +133,32 @@ def train_run(
     threads: int | str = "auto",
     progress: bool = False,
 ) -> tuple[RunRecord, Path]:
-    """Start (or resume) one run and train it to the end; ``complement fit``. Returns its record and directory."""
-    train = train or TrainConfig()
-    if resume is not None:
-        run_dir = Path(resume)
-        built, spec = resume_run(run_dir, task, method, seed, train, task_options, threads)
-    else:
-        built, spec, run_dir = start_run(task, method, seed, train, task_options, out, threads)
-    from .fit import fit_run  # Lightning is imported only to train
+    """Start (or resume) one run and train it to the end; ``complement fit``. Returns its record and directory.
 
-    return fit_run(built, spec, run_dir, progress=progress, resume=resume is not None), run_dir
+    An interruption (Ctrl-C, SIGTERM) leaves the run resumable; the exception carries
+    ``resume_command``, the command that continues it."""
+    train = train or TrainConfig()
+    with contextlib.ExitStack() as hold:
+        if resume is not None:
+            run_dir = Path(resume)
+            load_spec(run_dir)  # a run directory (clear error otherwise) before its lock file is made there
+            hold.enter_context(directory_lock(run_dir))
+            hold.enter_context(resume_hint(f"complement fit --resume {shlex.quote(str(run_dir))}"))
+            built, spec = resume_run(run_dir, task, method, seed, train, task_options, threads)
+        else:
+            built, spec, run_dir = start_run(task, method, seed, train, task_options, out, threads, hold)
+            hold.enter_context(resume_hint(f"complement fit --resume {shlex.quote(str(run_dir))}"))
+        from .fit import fit_run  # Lightning is imported only to train
+
+        return fit_run(built, spec, run_dir, progress=progress, resume=resume is not None), run_dir
+
+
+@contextlib.contextmanager
+def resume_hint(command: str) -> Iterator[None]:
+    """Attach ``command`` as ``resume_command`` to an interruption leaving the block (an outer
+    block's hint wins: a comparison's run is resumed by resuming the comparison)."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit) as error:
+        error.resume_command = command  # type: ignore[union-attr]
+        raise

@@ -66,6 +66,37 @@ def write_status(run_dir: Path, status: str, **details: Any) -> None:
     write_json(Path(run_dir) / STATUS_FILE, data)
 
 
+def write_final_status(run_dir: Path, status: str, **details: Any) -> None:
+    """Record how a run ended, whenever the file can be written at all; never raise, so that the
+    error that ended the run is the one reported.
+
+    On a full disk the atomic write (a new file) fails, but the old ``status.json`` has its
+    blocks already: its bytes are overwritten in place, padded with spaces to its length
+    (still valid JSON). Not atomic, but a torn file reads as ``interrupted``, no worse than
+    the ``running`` it replaces."""
+    try:
+        write_status(run_dir, status, **details)
+        return
+    except OSError:
+        pass
+    path = Path(run_dir) / STATUS_FILE
+    try:
+        with open(path, "r+b") as file:
+            old_size = os.fstat(file.fileno()).st_size
+            error = str(details.get("error", ""))
+            data = b""
+            for keep in (len(error), 200, 60, 0):  # shorten the error until it fits the old file's bytes
+                data = json.dumps({"status": status, "time": round(time.time()), "error": error[:keep]}).encode()
+                if len(data) <= old_size:
+                    break
+            file.write(data + b" " * max(old_size - len(data), 0))
+            file.truncate()
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError:
+        pass  # nothing can be written: the status stays "running", read back as interrupted
+
+
 @dataclass(frozen=True)
 class RunStatus:
     """What :func:`read_status` found: ``status`` (effective), and the file's fields."""
