@@ -43,6 +43,18 @@ def test_missing_labels_is_a_clear_error(tmp_path):
         trainer.train()
 
 
+def test_a_frozen_model_or_a_foreign_optimizer_is_a_clear_error(tmp_path):
+    x, y = make_data(n=4)
+    args = training_args(tmp_path, num_train_epochs=1)
+    frozen = TinyHF().requires_grad_(False)
+    with pytest.raises(ValueError, match="CotTrainer: no parameter of the model requires grad"):
+        CotTrainer(model=frozen, args=args, train_dataset=DictData(x, y)).train()
+    foreign = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
+    trainer = CotTrainer(model=TinyHF(), args=args, train_dataset=DictData(x, y), optimizers=(foreign, None))
+    with pytest.raises(ValueError, match="CotTrainer: the optimizer holds none of the model's trainable parameters"):
+        trainer.train()
+
+
 def test_unknown_mode_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown COT mode"):
         CotTrainer(model=TinyHF(), args=training_args(tmp_path), mode="half")

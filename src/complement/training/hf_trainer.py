@@ -41,7 +41,7 @@ from .objective import (
     forward_replaced,
     refuse_unused_parameter_search,
 )
-from .stepper import CotStepper
+from .stepper import CotStepper, check_optimizers_train
 
 LABELS = "labels"
 
@@ -194,6 +194,9 @@ class CotTrainer(Trainer):
         The Trainer's own loop then clips, makes the group's last step (phase 2's, or the
         only phase's), steps the scheduler and counts the step."""
         model.train()
+        if self._cot_model is not model:  # once per model: a frozen one, or an optimizer over other tensors
+            assert self.optimizer is not None, "created by the Trainer before training starts"
+            check_optimizers_train(model, [self.optimizer], "CotTrainer")
         self._cot_model = model
         inputs = self._prepare_inputs(inputs)
         loss = self._stepper.first_phase(inputs, self.current_gradient_accumulation_steps)
