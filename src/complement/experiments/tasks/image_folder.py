@@ -3,12 +3,15 @@
 ``root/<class name>/<any name>.png`` (or .jpg, .jpeg, .bmp, .gif, .webp, .tif): the class
 names are the sub-folder names, sorted. Images are decoded with Pillow, converted to
 grayscale or RGB, and resized in torch to one fixed size (non-square images are
-stretched, not cropped).
+stretched, not cropped). An image over :data:`MAX_PIXELS` is refused by its header, before it
+is decoded: a small PNG can announce a picture that takes gigabytes to decode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,29 @@ from .transforms import resize
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+# 50 megapixels, about 0.8 GB at most to decode to float RGB; training images are resized to far fewer anyway
+MAX_PIXELS = 50_000_000
+
+
+@contextlib.contextmanager
+def open_image(path: Path) -> Iterator[Any]:
+    """The open (not yet decoded) Pillow image at ``path``; errors name the file, and what to do."""
+    from PIL import Image, UnidentifiedImageError
+
+    allowed = f"the {MAX_PIXELS:,} allowed (MAX_PIXELS of complement.experiments.tasks.image_folder); shrink it"
+    try:
+        with warnings.catch_warnings():  # Pillow warns from 89 megapixels; the cap below is stricter
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError:  # Pillow's own limit (179 megapixels), above the cap
+        raise ValueError(f"image {path} has more pixels than {allowed}") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"cannot read image {path}: {error}; remove or replace the file") from None
+    with image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ValueError(f"image {path} is {width}x{height} = {width * height:,} pixels, more than {allowed}")
+        yield image
 
 
 def scan_image_folder(
@@ -76,32 +102,25 @@ def check_image_size(size: object) -> int | tuple[int, int]:
 
 def detect_channels(paths: Sequence[Path]) -> int:
     """1 when every image is grayscale, else 3 (reads only the headers)."""
-    from PIL import Image, UnidentifiedImageError
-
     for path in paths:
-        try:
-            with Image.open(path) as image:
-                if image.mode not in GRAY_MODES:
-                    return 3
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"cannot read image {path}: {error}; remove or replace the file") from None
+        with open_image(path) as image:
+            if image.mode not in GRAY_MODES:
+                return 3
     return 1
 
 
 def load_images(paths: Sequence[Path], size: int | tuple[int, int], channels: int) -> Tensor:
     """``(N, channels, H, W)`` float32 images in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
-
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale), 3 (RGB) or None (detect); got {channels!r}")
     mode = "L" if channels == 1 else "RGB"
     out = []
     for path in paths:
-        try:
-            with Image.open(path) as image:
+        with open_image(path) as image:
+            try:
                 array = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"cannot read image {path}: {error}; remove or replace the file") from None
+            except OSError as error:  # a broken or truncated data stream
+                raise ValueError(f"cannot read image {path}: {error}; remove or replace the file") from None
         tensor = torch.from_numpy(array.copy())
         tensor = tensor[None] if channels == 1 else tensor.permute(2, 0, 1)
         out.append(resize(tensor, size))
