@@ -3,6 +3,7 @@ the checkpoint folder deleted (``..``, absolute paths, symbolic links, URLs)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from complement.training.checkpointing import CotCheckpoint
+from complement.training.checkpointing import CotCheckpoint, checksum_path
 
 
 def _state(folder: Path, **paths: object) -> dict:
@@ -123,6 +124,8 @@ def test_a_crafted_checkpoint_cannot_delete_files_on_resume(tmp_path):
             crafted += 1
     assert crafted
     torch.save(state, checkpoint)
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()  # whoever crafts it can write its checksum too
+    checksum_path(checkpoint).write_text(f"{digest}  {checkpoint.name}\n")
 
     resumed = _complement("fit", "--resume", str(run), "--train.max_epochs", "2", "--progress", "false", cwd=tmp_path)
     assert victim.exists() and victim.read_text() == "keep me"
