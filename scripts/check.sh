@@ -10,5 +10,5 @@ BIN=.venv/bin
 "$BIN/mypy"
 "$BIN/lint-imports"
 # Two stages on all cores: the default suite, then the slow tests (kill-and-resume subprocesses, DDP).
-"$BIN/python" -m pytest -q -p no:cacheprovider -n auto "$@"
-"$BIN/python" -m pytest -q -p no:cacheprovider -n auto -m slow "$@"
+"$BIN/python" -m pytest -q -p no:cacheprovider -n auto --dist worksteal "$@"
+"$BIN/python" -m pytest -q -p no:cacheprovider -n auto --dist worksteal -m slow "$@"

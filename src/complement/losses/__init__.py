@@ -1,6 +1,7 @@
 """The loss layer: the complement-loss family and its baselines, each as a function and a
 Module, their chunked large-vocabulary twins (:mod:`.linear`), and the registry by name."""
 
+from .comp_sum import CompSumLoss, comp_sum_loss
 from .complement_cross_entropy import ComplementCrossEntropy, complement_cross_entropy
 from .complement_entropy import NORMALIZATIONS, ComplementEntropy, complement_entropy
 from .focal import FocalLoss, focal_loss
@@ -21,6 +22,7 @@ from .registry import available_losses, canonical_name, get_chunked_loss, get_lo
 
 __all__ = [
     "NORMALIZATIONS",
+    "CompSumLoss",
     "ComplementCrossEntropy",
     "ComplementEntropy",
     "FocalLoss",
@@ -32,6 +34,7 @@ __all__ = [
     "MeanAbsoluteError",
     "available_losses",
     "canonical_name",
+    "comp_sum_loss",
     "complement_cross_entropy",
     "complement_entropy",
     "cross_entropy_and_complement_entropy",

@@ -6,10 +6,12 @@ Noisy Labels", NeurIPS 2018 (https://arxiv.org/abs/1805.07836)::
     L_q = (1 - p_g^q) / q,    0 < q <= 1
 
 It tends to cross-entropy as ``q -> 0`` and is ``1 - p_g`` (MAE up to a factor 2) at
-``q = 1``; the paper's default is ``q = 0.7``. Registered as ``generalized_cross_entropy``
-(alias ``gen_ce``), a name kept apart from ``gce``, which here is *guided* complement
-entropy. ``p_g^q`` is ``exp(q * log p_g)`` from ``log_softmax``, so it is exact for tiny
-``p_g``. ``weight``, ``ignore_index`` and ``reduction`` follow ``F.cross_entropy``.
+``q = 1``; the paper's default is ``q = 0.7``. It is the comp-sum loss with ``tau = 1 + q``
+(:func:`.comp_sum_loss`; Mao, Mohri and Zhong, ICML 2023). Registered as
+``generalized_cross_entropy`` (alias ``gen_ce``), a name kept apart from ``gce``, which
+here is *guided* complement entropy. ``p_g^q`` is ``exp(q * log p_g)`` from
+``log_softmax``, so it is exact for tiny ``p_g``. ``weight``, ``ignore_index`` and
+``reduction`` follow ``F.cross_entropy``.
 """
 
 from __future__ import annotations

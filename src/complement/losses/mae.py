@@ -8,8 +8,10 @@ one-hot target and the predicted distribution::
 
 It is bounded and symmetric, hence robust to symmetric label noise, but trains slowly
 (its gradient vanishes as ``p_g -> 0``); Zhang and Sabuncu's generalized cross-entropy
-interpolates between it and cross-entropy. Registered as ``mean_absolute_error`` (alias
-``mae``); ``weight``, ``ignore_index`` and ``reduction`` follow ``F.cross_entropy``.
+interpolates between it and cross-entropy. It is twice the comp-sum loss with
+``tau = 2``, ``1 - p_g`` (:func:`.comp_sum_loss`; the factor 2 is the l1 distance's, kept
+as Ghosh et al. define it). Registered as ``mean_absolute_error`` (alias ``mae``);
+``weight``, ``ignore_index`` and ``reduction`` follow ``F.cross_entropy``.
 """
 
 from __future__ import annotations

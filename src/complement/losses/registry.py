@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .._validation import check_number
+from .comp_sum import CompSumLoss
 from .complement_cross_entropy import ComplementCrossEntropy
 from .complement_entropy import ComplementEntropy
 from .focal import FocalLoss
@@ -71,6 +72,7 @@ LOSSES: dict[str, LossSpec] = {
         GeneralizedCrossEntropy, False, "generalized cross-entropy (1 - p_g^q) / q, q 0.7 (Zhang & Sabuncu, 2018)"
     ),
     "mean_absolute_error": LossSpec(MeanAbsoluteError, False, "MAE on probabilities, 2 (1 - p_g) (Ghosh et al., 2017)"),
+    "comp_sum": LossSpec(CompSumLoss, False, "comp-sum Phi^tau(1 / p_g), tau 1 (= CE) unless given (Mao et al., 2023)"),
 }
 
 ALIASES = {

@@ -16,6 +16,10 @@ One ``RunRecord`` per training run (one method, one seed). The CLI fills it:
 - ``run_dir``: the run's output directory.
 - optional ``task``, ``num_classes`` and ``wall_time_s``; records of one report must agree
   on the task and the class count.
+- optional ``facts``: what the run was, for the report: ``sizes`` (train, val, test),
+  ``class_names``, ``train_class_counts`` (when the task records them), ``train`` (the
+  resolved hyper-parameters), ``versions`` (python, torch, lightning, complement) and
+  ``machine`` (platform, CPU count, torch threads, accelerator).
 
 :func:`save_records` / :func:`load_records` keep a list of records as ``records.json``
 in a compare directory. Paths are stored relative to that directory, so the tree can be
@@ -53,6 +57,7 @@ class RunRecord:
     task: str | None = None
     num_classes: int | None = None
     wall_time_s: float | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import platform
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -138,7 +141,37 @@ def _train_and_predict(
         run_dir=str(run_dir),
         task=spec.task,
         num_classes=task.num_classes,
+        facts=run_facts(task, spec, trainer),
     )
+
+
+def run_facts(task, spec: RunSpec, trainer: pl.Trainer) -> dict[str, Any]:
+    """What the report states about a run: data sizes and classes, resolved settings, versions, machine."""
+    import complement
+
+    facts: dict[str, Any] = {
+        "sizes": {name: len(getattr(task, name)) for name in ("train", "val", "test")},
+        "class_names": [str(name) for name in task.class_names],
+        "train": spec.train.to_dict(),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "lightning": pl.__version__,
+            "complement": complement.__version__,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "accelerator": type(trainer.accelerator).__name__,
+            "device": str(trainer.strategy.root_device),
+        },
+    }
+    counts = getattr(task, "info", {}).get("train_class_counts")
+    if counts is not None:
+        facts["train_class_counts"] = [int(count) for count in counts]
+    return facts
 
 
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)

@@ -1,30 +1,50 @@
 """The training methods a run or a comparison can use.
 
-==============  ===================================================================
-``ce``          cross-entropy (the baseline)
-``cot``         COT, the authors' alternate steps (CE step, then complement step)
-``cot_joint``   one step on CE + complement entropy
-``ce_2x``       cross-entropy for twice the epochs: as many forward/backward passes as COT
-``gce``         guided complement entropy alone (Chen et al., ICCV 2019)
-``cce``         complement cross-entropy alone (Kim et al., 2021)
-``ls``          label smoothing 0.1
-``focal``       focal loss, gamma 2
-``gen_ce``      generalized cross-entropy ``(1 - p_g^q) / q``, q 0.7 (Zhang & Sabuncu, 2018)
-``mae``         mean absolute error on probabilities, ``2 (1 - p_g)`` (Ghosh et al., 2017)
-==============  ===================================================================
+===================  ===================================================================
+``ce``               cross-entropy (the baseline)
+``cot``              COT, the authors' alternate steps (CE step, then complement step)
+``cot_joint``        one step on CE + complement entropy
+``ce_2x``            cross-entropy for twice the epochs: as many forward/backward passes as COT
+``gce``              guided complement entropy alone (Chen et al., ICCV 2019)
+``cce``              complement cross-entropy alone (Kim et al., 2021)
+``ls``               label smoothing 0.1
+``focal``            focal loss, gamma 2
+``gen_ce``           generalized cross-entropy ``(1 - p_g^q) / q``, q 0.7 (Zhang & Sabuncu, 2018)
+``mae``              mean absolute error on probabilities, ``2 (1 - p_g)`` (Ghosh et al., 2017)
+``comp_sum_tau<τ>``  the comp-sum loss with that ``tau`` (Mao, Mohri and Zhong, ICML 2023)
+===================  ===================================================================
+
+The comp-sum methods carry their ``tau`` in the name, so that a comparison can hold several
+(the paper compares the family over ``tau``): ``comp_sum_tau0`` (sum-exponential),
+``comp_sum_tau0.5``, ``comp_sum_tau1`` (cross-entropy), ``comp_sum_tau1.5`` (generalized
+cross-entropy, q 0.5), ``comp_sum_tau2`` (``1 - p_g``, MAE / 2). ``tau`` is written as a
+plain decimal of at most 16 characters, digits with an optional fraction (no sign, exponent
+or ``_``), in its one
+spelling: no leading zeros, no trailing zeros after the point, no ``.0`` (``comp_sum_tau1``,
+not ``comp_sum_tau1.0``), so that one ``tau`` is one method, one run folder
+(``{method}-seed{seed}``) and one row of a report. A bare ``comp_sum`` is refused: the family
+has no default ``tau``. ``METHODS`` lists the form under ``comp_sum_tau<τ>``, a pattern that
+:func:`get_method` refuses as a name.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Method:
+    """How a run trains: COT's ``mode``, the primary loss (a registered name) and its keyword
+    arguments, and the epochs' factor (``ce_2x``)."""
+
     mode: str = "off"
     primary_loss: str = "cross_entropy"
     epoch_factor: int = 1
     summary: str = ""
+    primary_loss_kwargs: dict[str, Any] | None = None
 
 
 METHODS: dict[str, Method] = {
@@ -40,8 +60,62 @@ METHODS: dict[str, Method] = {
     "mae": Method("off", "mean_absolute_error", summary="mean absolute error on probabilities (comp-sum)"),
 }
 
+COMP_SUM_PATTERN = "comp_sum_tau<τ>"
+"""How ``METHODS`` (and ``complement list``) shows the comp-sum methods; not a method name itself."""
+METHODS[COMP_SUM_PATTERN] = Method(
+    "off",
+    "comp_sum",
+    summary="comp-sum loss with τ >= 0 in the name, e.g. comp_sum_tau0.5 (τ 0 sum-exp, 1 CE, 2 MAE / 2)",
+)
+
+_COMP_SUM_NAME = re.compile(r"comp_sum_tau([0-9]+(?:\.[0-9]+)?)")
+_MAX_TAU_TEXT = 16
+_KNOWN_TAU = {0.0: "sum-exponential", 1.0: "= cross-entropy", 2.0: "1 - p_g, MAE / 2"}
+
+
+def _plain_decimal(text: str) -> str:
+    """``text`` (a decimal number) in its one spelling: no exponent, leading or trailing zeros, or ``.0``."""
+    return format(Decimal(text).normalize(), "f")
+
+
+def _comp_sum_method(name: str) -> Method | None:
+    """The comp-sum method ``name`` names, ``None`` if it names none; a misspelled ``tau`` raises."""
+    found = _COMP_SUM_NAME.fullmatch(name)
+    if found is None:
+        return None
+    text = found.group(1)
+    if len(text) > _MAX_TAU_TEXT:
+        raise ValueError(
+            f"unknown method {name!r}: tau is written with at most {_MAX_TAU_TEXT} characters in a method name "
+            "(the name is a folder name too)"
+        )
+    spelled = _plain_decimal(text)
+    if spelled != text:
+        raise ValueError(
+            f"unknown method {name!r}: write tau in its one spelling, comp_sum_tau{spelled} (no leading zeros, no "
+            "trailing zeros after the point), so that one tau is one method and one run folder"
+        )
+    tau = float(text)
+    known = _KNOWN_TAU.get(tau, f"GCE q {tau - 1:g}" if 1 < tau < 2 else "")
+    return Method(
+        "off",
+        "comp_sum",
+        summary=f"comp-sum loss, tau {text}" + (f" ({known})" if known else ""),
+        primary_loss_kwargs={"tau": tau},
+    )
+
 
 def get_method(name: str) -> Method:
-    if not isinstance(name, str) or name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
-    return METHODS[name]
+    """The method named ``name``: a key of ``METHODS``, or a comp-sum method such as ``comp_sum_tau0.5``."""
+    if isinstance(name, str) and name in METHODS and name != COMP_SUM_PATTERN:
+        return METHODS[name]
+    method = _comp_sum_method(name) if isinstance(name, str) else None
+    if method is not None:
+        return method
+    hint = ""
+    if isinstance(name, str) and name.startswith("comp_sum"):
+        hint = (
+            " (a comp-sum method names its tau >= 0 as a plain decimal: comp_sum_tau<τ>, e.g. comp_sum_tau0.5; "
+            "a bare comp_sum has no default tau)"
+        )
+    raise ValueError(f"unknown method {name!r}{hint}; choose from {sorted(METHODS)}")

@@ -23,6 +23,7 @@ class TaskModule(CotModule):
         super().__init__(
             mode=method.mode,
             primary_loss=method.primary_loss,
+            primary_loss_kwargs=method.primary_loss_kwargs,
             complement_weight=config.complement_weight,
             ignore_index=ignore_index,
             num_classes=num_classes,
