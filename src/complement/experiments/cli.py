@@ -28,8 +28,9 @@ import warnings
 from pathlib import Path
 from typing import TypeAlias
 
-from jsonargparse import CLI
+from jsonargparse import CLI, ArgumentError
 
+from .parsing import Parser, join_list_values, one_line
 from .runs.comparison import COMPARE_FILE, Comparison
 from .runs.config import TrainConfig, check_config_files
 from .runs.methods import METHODS
@@ -70,9 +71,9 @@ def fit(
     """Train one run of a task with a method; print its test metrics and directory.
 
     Args:
-        task: a task name (``complement list`` shows them); default mnist.
-        method: how to train: ce, cot, cot_joint, ce_2x, gce, cce, ls, focal, gen_ce, mae; default cot.
-        seed: seed of the data split, initialization and shuffling; default 0.
+        task: a task name (``complement list`` shows them; ``complement list --task NAME`` its options).
+        method: how to train (``complement list`` says what each is).
+        seed: seed of the data split, initialization and shuffling.
         train: hyper-parameters; unset ones take the task's defaults.
         task_options: task keyword arguments, e.g. ``{label_noise: 0.2, data_path: my.csv}``.
         out: parent directory of the run directory.
@@ -109,10 +110,9 @@ def compare(
     """Train each method over several seeds on one task; write report.md with tables and figures.
 
     Args:
-        task: a task name (``complement list`` shows them); default mnist.
-        methods: methods to compare (default ``[ce, cot, ce_2x]``); ``ce_2x`` is cross-entropy with
-            COT's number of passes.
-        seeds: number of seeds (0, 1, ...) per method; default 3.
+        task: a task name (``complement list`` shows them; ``complement list --task NAME`` its options).
+        methods: methods to compare; ``ce_2x`` is cross-entropy with COT's number of passes.
+        seeds: number of seeds (0, 1, ...) per method.
         train: hyper-parameters shared by all methods; unset ones take the task's defaults.
         task_options: task keyword arguments, e.g. ``{label_noise: 0.2}``.
         out: parent directory of the comparison directory.
@@ -218,14 +218,20 @@ def main(args: list[str] | None = None) -> None:
     commands = {"fit": fit, "compare": compare, "status": status, "list": list_all}
     _command_line[:] = argv
     _received.clear()
+    argv = join_list_values(argv)
     with _signals_interrupt():
         if debug:
             check_config_files(argv)
-            CLI(commands, args=argv)
+            CLI(commands, args=argv, parser_class=Parser)
             return
         try:
             check_config_files(argv)  # a YAML list at the top: one clear line, not jsonargparse's usage text
-            CLI(commands, args=argv)
+            CLI(commands, args=argv, parser_class=Parser)
+        except ArgumentError as error:
+            command = argv[0] if argv and argv[0] in commands else ""
+            print(f"complement: error: {one_line(error)}", file=sys.stderr)
+            print(f"(complement {command + ' ' if command else ''}--help lists the options)", file=sys.stderr)
+            raise SystemExit(2) from None
         except KeyboardInterrupt as error:
             raise _interrupted(error) from None
         except SystemExit as error:

@@ -1,7 +1,9 @@
-"""The run's own Lightning callbacks: the per-epoch history (kept in checkpoints) and the status heartbeat."""
+"""The run's own Lightning callbacks: the per-epoch history (kept in checkpoints), the status
+heartbeat, a line per epoch for output that is not a terminal, and what a resume restored."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -58,3 +60,43 @@ class Heartbeat(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.beat()
+
+
+class EpochLines(pl.Callback):
+    """One plain line per epoch (for a pipe or a log file, where progress bars turn into column salad)."""
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._started = time.monotonic()
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        shown = {k: float(v) for k, v in trainer.callback_metrics.items() if k in SHOWN and v.numel() == 1}
+        for name, value in getattr(pl_module, "epoch_means", {}).items():  # this epoch's, before its validation
+            if name in ("train_loss", "cot_loss"):
+                shown[name] = float(value)
+        values = "  ".join(f"{k} {shown[k]:.4f}" for k in sorted(shown, key=lambda k: (not k.startswith("train"), k)))
+        took = time.monotonic() - self._started
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {values}  ({took:.1f} s)", flush=True)
+
+
+SHOWN = ("val_loss", "val_acc", "val_nll", "val_ece")
+
+
+class SayResumed(pl.Callback):
+    """After Lightning restores ``checkpoint``: which one, the epoch and step it restored, and what is left."""
+
+    def __init__(self, checkpoint: Path):
+        self.checkpoint = Path(checkpoint)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        done, total = trainer.current_epoch, trainer.max_epochs
+        print(
+            f"complement: resumed from {self.checkpoint.name}: epoch {done} of {total} done, optimizer step "
+            f"{trainer.global_step}; {total - done} epoch(s) left",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -13,7 +13,11 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 # memory of "separate"); "separate": the authors' two optimizers with the same settings,
 # each keeping its own state (henry8527/COT).
 COT_OPTIMIZERS = ("shared", "separate")
-LR_SCHEDULES = ("none", "step", "cosine")
+LR_SCHEDULES = ("none", "step", "cosine", "warmup_linear")
+# Lightning's names; the harness trains on one device (a sharded run: the library's CotModule
+# under your own Trainer, docs/training.md "Scaling out").
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
 # Metrics a run can keep its best checkpoint by, and which way is better.
 BEST_MODES = {"val_acc": "max", "val_precision": "max", "val_loss": "min", "val_nll": "min", "val_ece": "min"}
 FALLBACKS: dict[str, Any] = {
@@ -27,7 +31,13 @@ FALLBACKS: dict[str, Any] = {
     "accumulate_grad_batches": 1,
     "lr_schedule": "none",
     "lr_gamma": 0.1,
+    "lr_warmup": 0.1,
+    "accelerator": "auto",
+    "devices": 1,
+    "precision": "32-true",
 }
+# Settings added after 0.1: a run saved without them ran with these fallbacks.
+ADDED_SINCE_0_1 = ("lr_warmup", "accelerator", "devices", "precision")
 # Changes a resumed run may take: they change how long it trains or how often it is
 # saved, not the run so far. Anything else needs a new run.
 RESUME_CHANGES = {"max_epochs": "to train longer", "checkpoint_every_n_steps": "to checkpoint more or less often"}
@@ -43,21 +53,27 @@ class TrainConfig:
         lr: learning rate of the optimizer(s).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum 0.9).
         weight_decay: the optimizer's weight decay.
-        complement_weight: multiplies COT's complement loss (default 1).
-        cot_optimizers: ``shared`` (default; one optimizer for both steps, as in the blog) or
+        complement_weight: multiplies COT's complement loss.
+        cot_optimizers: ``shared`` (one optimizer for both steps, as in the blog) or
             ``separate`` (the authors' two optimizers, same settings, separate state). Under
             SGD the two did not differ measurably; under Adam ``separate`` cost 6 points on
             Fashion-MNIST (docs/results.md), so ``shared`` is the default.
-        accumulate_grad_batches: micro-batches per optimizer step (default 1).
+        accumulate_grad_batches: micro-batches per optimizer step.
         checkpoint_every_n_steps: also checkpoint every N optimizer steps (default: only at
             epoch ends).
         keep_best: also keep the checkpoint with the best value of this validation metric
             (``val_acc``, ``val_precision``, ``val_loss``, ``val_nll`` or ``val_ece``).
-        lr_schedule: ``none`` (default), ``step`` (multiply the learning rate by ``lr_gamma`` at
-            each epoch of ``lr_milestones``, as the COT paper's 100 and 150 of 200) or ``cosine``
-            (to 0 over the run). Epoch-based; for ``ce_2x`` the milestones double with the epochs.
+        lr_schedule: ``none``, ``step`` (multiply the learning rate by ``lr_gamma`` at each epoch of
+            ``lr_milestones``, as the COT paper's 100 and 150 of 200), ``cosine`` (to 0 over the run)
+            or ``warmup_linear`` (see ``lr_warmup``). For ``ce_2x`` the schedule stretches with the epochs.
         lr_milestones: the epochs (1-based counts of finished epochs) of a ``step`` schedule.
-        lr_gamma: the factor of a ``step`` schedule (default 0.1).
+        lr_gamma: the factor of a ``step`` schedule.
+        lr_warmup: the fraction of the run's optimizer steps over which ``warmup_linear`` raises the
+            learning rate linearly from 0, before it falls linearly to 0 at the end
+            (Hugging Face's default schedule for fine-tuning). Step-based, unlike the others.
+        accelerator: Lightning's accelerator (``auto``: a GPU when there is one).
+        devices: how many devices: the harness trains one process on one device.
+        precision: Lightning's precision (``16-mixed`` needs a GPU).
     """
 
     max_epochs: int | None = None
@@ -73,6 +89,10 @@ class TrainConfig:
     lr_schedule: str | None = None
     lr_milestones: list[int] | None = None
     lr_gamma: float | None = None
+    lr_warmup: float | None = None
+    accelerator: str | None = None
+    devices: int | None = None
+    precision: str | None = None
 
     def resolved(self, defaults: dict[str, Any]) -> ResolvedTrainConfig:
         values: dict[str, Any] = {}
@@ -118,6 +138,10 @@ class ResolvedTrainConfig:
     lr_schedule: str = "none"
     lr_milestones: tuple[int, ...] | None = None
     lr_gamma: float = 0.1
+    lr_warmup: float = 0.1
+    accelerator: str = "auto"
+    devices: int = 1
+    precision: str = "32-true"
 
     def __post_init__(self) -> None:
         if self.lr_milestones is not None:  # JSON and YAML give lists; the frozen record keeps a tuple
@@ -137,8 +161,23 @@ class ResolvedTrainConfig:
         if self.cot_optimizers not in COT_OPTIMIZERS:
             raise ValueError(f"train.cot_optimizers must be one of {COT_OPTIMIZERS}; got {self.cot_optimizers!r}")
         self._check_schedule()
+        self._check_hardware()
         if self.keep_best is not None and self.keep_best not in BEST_MODES:
             raise ValueError(f"train.keep_best must be one of {sorted(BEST_MODES)} or unset; got {self.keep_best!r}")
+
+    def _check_hardware(self) -> None:
+        if self.accelerator not in ACCELERATORS:
+            raise ValueError(f"train.accelerator must be one of {ACCELERATORS}; got {self.accelerator!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision must be one of {PRECISIONS}; got {self.precision!r}")
+        _positive_int("devices", self.devices)
+        if self.devices != 1:
+            raise ValueError(
+                f"train.devices {self.devices}: complement fit/compare train one process on one device (resume, "
+                "status and the report are per process). For several devices, train the library's CotModule under "
+                "your own Lightning Trainer with a strategy (docs/training.md, 'Scaling out'); for throughput on "
+                "one machine, compare --jobs N runs N runs at once."
+            )
 
     def _check_schedule(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -157,6 +196,9 @@ class ResolvedTrainConfig:
             _finite("lr_gamma", self.lr_gamma)
         if isinstance(self.lr_gamma, bool) or not isinstance(self.lr_gamma, (int, float)) or not 0 < self.lr_gamma <= 1:
             raise ValueError(f"train.lr_gamma must be in (0, 1]; got {self.lr_gamma!r}")
+        warmup = self.lr_warmup
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
+            raise ValueError(f"train.lr_warmup must be a fraction of the run's steps in [0, 1); got {warmup!r}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -165,6 +207,8 @@ class ResolvedTrainConfig:
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any], where: str) -> ResolvedTrainConfig:
+        """The settings saved in ``where``; settings added since take their fallbacks (what those runs used)."""
+        saved = {**{key: FALLBACKS[key] for key in ADDED_SINCE_0_1 if key not in saved}, **saved}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(saved) - known)
         missing = sorted(f.name for f in fields(cls) if f.name not in saved and f.default is MISSING)
@@ -187,6 +231,12 @@ def resumed(saved: ResolvedTrainConfig, given: TrainConfig, allowed: tuple[str, 
         raise ValueError(
             f"--resume continues {what} with its saved settings; {listed} would change it. Changes allowed on "
             f"resume: {may}. Start a new run to change the others."
+        )
+    if "max_epochs" in changes and saved.lr_schedule in ("cosine", "warmup_linear"):
+        raise ValueError(
+            f"--train.max_epochs cannot change on resume under lr_schedule {saved.lr_schedule!r}: the schedule spans "
+            f"the saved {saved.max_epochs} epochs (its checkpointed state would keep the old length, and the "
+            "learning rate would stay at its end value). Start a new run with the longer --train.max_epochs."
         )
     if "max_epochs" in changes and changes["max_epochs"] < saved.max_epochs:
         raise ValueError(

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import platform
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -37,7 +39,7 @@ from ...training.data import resumable_loader
 from ...training.divergence import DivergenceGuard
 from ...training.stepper import DivergenceError
 from ..report.records import RunRecord
-from .callbacks import Heartbeat, History
+from .callbacks import EpochLines, Heartbeat, History, SayResumed
 from .checkpoints import CHECKPOINTS, PruneWhenSuperseded, ResumePoint, checkpoint_callbacks, resume_point
 from .files import RunSpec, save_spec
 from .lock import directory_lock
@@ -45,6 +47,17 @@ from .methods import Method, get_method
 from .module import TaskModule, predict
 from .status import write_final_status, write_status
 from .threads import resolve_threads
+
+
+def _keep_earlier_metrics(run_dir: Path) -> None:
+    """Lightning's CSV logger deletes an existing ``metrics.csv``: on resume, the earlier attempts'
+    rows move to ``metrics.1.csv``, ``metrics.2.csv``, ... first (the newest attempt's stay in ``metrics.csv``)."""
+    current = run_dir / "logs" / "metrics.csv"
+    if current.exists():
+        attempt = 1
+        while (run_dir / "logs" / f"metrics.{attempt}.csv").exists():
+            attempt += 1
+        current.replace(run_dir / "logs" / f"metrics.{attempt}.csv")
 
 
 def _loggers(run_dir: Path) -> list:
@@ -94,31 +107,39 @@ def _train_and_predict(
 ) -> RunRecord:
     config = spec.train
     pl.seed_everything(spec.seed, workers=True, verbose=False)
-    module = TaskModule(task.build_model(), task.num_classes, task.ignore_index, method, config)
+    train = resumable_loader(task.train, config.batch_size, seed=spec.seed, collate_fn=task.collate_fn)
+    steps_per_epoch = math.ceil(len(train) / config.accumulate_grad_batches)  # COT steps: one per group
+    module = TaskModule(task.build_model(), task.num_classes, task.ignore_index, method, config, steps_per_epoch)
     if resume and spec.threads == "auto" and spec.threads_used is not None:
         threads = spec.threads_used  # the count it started with: another would change the last bits
     else:
         threads = resolve_threads(spec.threads, module, jobs)
     torch.set_num_threads(threads)
     save_spec(run_dir, dataclasses.replace(spec, threads_used=threads))
-    train = resumable_loader(task.train, config.batch_size, seed=spec.seed, collate_fn=task.collate_fn)
     evaluation = {"batch_size": max(config.batch_size, 256), "collate_fn": task.collate_fn}
     val, test = DataLoader(task.val, **evaluation), DataLoader(task.test, **evaluation)
     history = History(passes_per_batch=len(module.objective.phases))
     if resume:
         remove_stale_temporaries(run_dir)  # a kill during a write leaves its temporary file behind
+        _keep_earlier_metrics(run_dir)
     resume_from = resume_point(run_dir) if resume else ResumePoint(None, ())
     callbacks = [history, DivergenceGuard(), Heartbeat(run_dir), PruneWhenSuperseded(run_dir, resume_from.superseded),
                  *checkpoint_callbacks(run_dir / CHECKPOINTS, config)]  # fmt: skip
+    if resume_from.checkpoint is not None:
+        callbacks.append(SayResumed(resume_from.checkpoint))
+    bars = progress and sys.stdout.isatty()
+    if progress and not bars:
+        callbacks.append(EpochLines())
     trainer = pl.Trainer(
-        accelerator="auto",
-        devices=1,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        precision=config.precision,  # type: ignore[arg-type]
         max_epochs=config.max_epochs * method.epoch_factor,
         logger=_loggers(run_dir),
         default_root_dir=run_dir,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=progress,
+        enable_progress_bar=bars,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=True,

@@ -18,7 +18,13 @@ class TaskModule(CotModule):
     """A task's model trained with a method; COT's optimizers shared or separate as configured."""
 
     def __init__(
-        self, model: nn.Module, num_classes: int, ignore_index: int, method: Method, config: ResolvedTrainConfig
+        self,
+        model: nn.Module,
+        num_classes: int,
+        ignore_index: int,
+        method: Method,
+        config: ResolvedTrainConfig,
+        steps_per_epoch: int | None = None,
     ):
         super().__init__(
             mode=method.mode,
@@ -32,6 +38,7 @@ class TaskModule(CotModule):
         self.model = model
         self.config = config
         self.epoch_factor = method.epoch_factor  # ce_2x stretches the schedule with its epochs
+        self.steps_per_epoch = steps_per_epoch  # optimizer (COT) steps an epoch, for step-based schedules
 
     def forward(self, inputs: Any) -> Tensor:
         return self.model(inputs)
@@ -51,16 +58,37 @@ class TaskModule(CotModule):
             return optimizers, schedulers
         return optimizers if count == 2 else optimizers[0]
 
-    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
-        """The run's epoch-based schedule. Epochs, not steps: the total step count would need
-        ``trainer.estimated_stepping_batches``, which stops a stateful loader's restore (Lightning #20550)."""
+    def _scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        """The run's schedule: epoch-based, or for ``warmup_linear`` step-based over the run's
+        optimizer steps, counted from the loader (``trainer.estimated_stepping_batches`` stops a
+        stateful loader's restore, Lightning #20550)."""
         c, factor = self.config, self.epoch_factor
+        if c.lr_schedule == "warmup_linear":
+            if self.steps_per_epoch is None:
+                raise ValueError("lr_schedule warmup_linear needs the module's steps_per_epoch")
+            total = c.max_epochs * factor * self.steps_per_epoch
+            schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupLinear(round(c.lr_warmup * total), total))
+            return {"scheduler": schedule, "interval": "step"}
         if c.lr_schedule == "step":
             assert c.lr_milestones is not None
             return torch.optim.lr_scheduler.MultiStepLR(optimizer, [m * factor for m in c.lr_milestones], c.lr_gamma)
         if c.lr_schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.max_epochs * factor)
         return None
+
+
+class WarmupLinear:
+    """The learning-rate factor at step ``s``: ``s / warmup`` up to ``warmup``, then falling linearly
+    to 0 at ``total`` (as Hugging Face's ``get_linear_schedule_with_warmup``). A class, not a
+    closure, so the scheduler's state (this object's ``__dict__``) goes into checkpoints."""
+
+    def __init__(self, warmup: int, total: int):
+        self.warmup, self.total = warmup, total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return step / self.warmup
+        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
 
 
 @torch.no_grad()

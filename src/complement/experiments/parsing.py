@@ -1,0 +1,134 @@
+"""How ``complement``'s command line is parsed, on top of jsonargparse: help that shows each
+option's choices and real default, parse errors in one line, and lists given space-separated.
+
+jsonargparse prints ``(type: str | null, default: null)`` for a setting whose ``None`` means
+"the task's default", and a union-type error as eight lines after the whole usage text. Both
+are replaced here; the parsing itself stays jsonargparse's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jsonargparse import ArgumentParser, DefaultHelpFormatter
+
+from .runs.config import ACCELERATORS, BEST_MODES, COT_OPTIMIZERS, FALLBACKS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
+from .runs.methods import METHODS
+
+
+def _task_names() -> list[str]:
+    from .tasks import available_tasks  # loads the task registry: only when help is shown
+
+    return list(available_tasks())
+
+
+# option -> its allowed values (a callable: computed when help is shown)
+CHOICES: dict[str, Sequence[str] | Callable[[], Sequence[str]]] = {
+    "method": lambda: list(METHODS),
+    "methods": lambda: list(METHODS),
+    "task": _task_names,
+    "train.optimizer": OPTIMIZERS,
+    "train.cot_optimizers": COT_OPTIMIZERS,
+    "train.lr_schedule": LR_SCHEDULES,
+    "train.keep_best": list(BEST_MODES),
+    "train.accelerator": ACCELERATORS,
+    "train.precision": PRECISIONS,
+}
+# option -> what an unset (None) value means
+UNSET_MEANS: dict[str, str] = {
+    "task": "mnist",
+    "method": "cot",
+    "methods": "[ce, cot, ce_2x]",
+    "seed": "0",
+    "seeds": "3",
+    **{f"train.{key}": f"the task's, else {value}" for key, value in FALLBACKS.items()},
+    "train.checkpoint_every_n_steps": "epoch ends only",
+    "train.keep_best": "none kept",
+    "train.lr_milestones": "none (needed by lr_schedule step)",
+    "task_options": "the task's (complement list --task NAME shows them)",
+    "resume": "a new run",
+}
+LIST_OPTIONS = ("--train.lr_milestones", "--methods")  # accept `--methods ce cot` as `--methods '[ce, cot]'`
+EXAMPLES = {
+    "train.lr_milestones": "--train.lr_milestones '[100, 150]' (or 100 150)",
+    "methods": "--methods '[ce, cot]' (or ce cot)",
+    "task_options": "--task_options '{label_noise: 0.2}'",
+}
+
+
+class HelpFormatter(DefaultHelpFormatter):
+    """jsonargparse's help, with the choices and the meaning of an unset value where known."""
+
+    def _get_help_string(self, action: Any) -> str:
+        key = getattr(action, "dest", "")
+        if key not in CHOICES and key not in UNSET_MEANS:
+            return super()._get_help_string(action)
+        text = (action.help or "").rstrip()
+        parts = []
+        choices = CHOICES.get(key)
+        if choices is not None:
+            values = choices() if callable(choices) else choices
+            parts.append("choices: " + ", ".join(str(v) for v in values))
+        if action.default is None and key in UNSET_MEANS:
+            parts.append(f"default: {UNSET_MEANS[key]}")
+        elif action.default is not None:
+            parts.append(f"default: {action.default}")
+        return (text + " (" + "; ".join(parts) + ")").replace("%", "%%")
+
+
+class Parser(ArgumentParser):
+    """jsonargparse's parser with :class:`HelpFormatter`, raising parse errors instead of exiting
+    (``main`` prints them in one line)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("exit_on_error", False)
+        super().__init__(*args, **kwargs)
+
+
+def join_list_values(argv: Sequence[str]) -> list[str]:
+    """``--methods ce cot`` -> ``--methods [ce, cot]``: the values after a list option, up to the next option."""
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        joined.append(argv[index])
+        if argv[index] in LIST_OPTIONS:
+            values = []
+            while index + 1 < len(argv) and not argv[index + 1].startswith("--"):
+                index += 1
+                values.append(argv[index])
+            if len(values) > 1 or (values and not values[0].lstrip().startswith("[")):
+                joined.append("[" + ", ".join(values) + "]")
+            else:
+                joined.extend(values)
+        index += 1
+    return joined
+
+
+_FRIENDLY = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+             "list[int]": "a list of integers", "list[str]": "a list of names", "Path": "a path"}  # fmt: skip
+
+
+def one_line(error: Exception) -> str:
+    """A jsonargparse parse error in one line: the option, what it takes, what it got, an example."""
+    text = str(error)
+    match = re.match(r'Parser key "([^"]+)":', text)
+    if not match:
+        return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    key = match.group(1)
+    subtypes = re.search(r"Subtypes: \[(.*)\]", text)
+    given = re.search(r"Given value: (.*)", text)
+    names = (
+        [re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", t.strip()) for t in subtypes.group(1).split(", ")]
+        if subtypes
+        else []
+    )
+    wanted = [_FRIENDLY.get(name, name) for name in names if name != "NoneType"]
+    if key.startswith("task_options") or any(name.startswith("dict") for name in names):
+        wanted = ["a mapping of names to YAML/JSON values"]
+    expected = " or ".join(wanted) if wanted else text.splitlines()[1].strip() if "\n" in text else "another value"
+    line = f"--{key} takes {expected}; got {given.group(1).strip()!r}" if given else f"--{key} takes {expected}"
+    example = EXAMPLES.get(key)
+    return line + (f", e.g. {example}" if example else "")
