@@ -12,6 +12,7 @@ import pytest
 from complement.experiments.tasks import build_task, pretrained
 from complement.experiments.tasks.embeddings import MeanPoolEncoder
 from complement.experiments.tasks.pretrained import ModelFactory, load_tokenizer, sequence_classifier, token_classifier
+from tests.helpers.hf import save_tiny_bert
 
 transformers = pytest.importorskip("transformers")
 
@@ -81,15 +82,7 @@ def tiny_model(tmp_path_factory):
     """A tiny BERT (1 layer, hidden 8) with MiniLM's tokenizer, saved as a local folder."""
     folder = tmp_path_factory.mktemp("hub") / "models" / "tiny"
     tokenizer = transformers.AutoTokenizer.from_pretrained(pretrained.default_model_path(), local_files_only=True)
-    config = transformers.BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=8,
-        num_hidden_layers=1,
-        num_attention_heads=1,
-        intermediate_size=16,
-        max_position_embeddings=64,
-    )
-    transformers.BertModel(config).save_pretrained(folder)
+    save_tiny_bert(folder, vocab_size=tokenizer.vocab_size)
     tokenizer.save_pretrained(folder)
     return folder
 

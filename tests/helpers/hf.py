@@ -49,3 +49,19 @@ def training_args(tmp_path, **overrides):
         disable_tqdm=True,
     )
     return TrainingArguments(**{**base, **overrides})
+
+
+def save_tiny_bert(folder, vocab_size: int = 50):
+    """A tiny BERT (1 layer, hidden 8) saved as a local model folder; returns the folder."""
+    import transformers
+
+    config = transformers.BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=16,
+        max_position_embeddings=64,
+    )
+    transformers.BertModel(config).save_pretrained(folder)
+    return folder
