@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from complement.experiments.cli import main
 from complement.experiments.parsing import join_list_values
@@ -165,3 +166,33 @@ def test_a_run_saved_before_the_hardware_settings_still_resumes(blobs, tmp_path)
     main(["fit", "--resume", str(run), "--train.max_epochs", "2", "--progress", "false"])
     saved = ResolvedTrainConfig.from_saved(json.loads((run / "config.json").read_text())["train"], "x")
     assert (saved.accelerator, saved.devices, saved.precision) == ("auto", 1, "32-true")
+
+
+def test_list_task_shows_its_options_defaults_and_meanings(capsys):
+    main(["list", "--task", "text_file"])
+    text = capsys.readouterr().out
+    assert text.startswith("text_file: ")
+    assert "data_path       required  your CSV / TSV / JSONL file" in text
+    assert "max_length      128" in text and "--task_options" in text
+
+
+def test_list_names_the_task_option(capsys):
+    main(["list"])
+    assert "complement list --task NAME shows a task's options" in capsys.readouterr().out
+
+
+def test_print_config_shows_the_values_a_run_would_use(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["fit", "--task", "digits", "--train.lr", "0.01", "--print_config"])
+    assert exit.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert (printed["task"], printed["method"], printed["seed"]) == ("digits", "cot", 0)
+    assert printed["train"]["lr"] == 0.01, "given values stay"
+    assert printed["train"]["max_epochs"] == 20 and printed["train"]["optimizer"] == "adam", "digits' card"
+    assert printed["train"]["precision"] == "32-true"
+
+
+def test_a_seed_among_the_task_options_is_refused_for_seed(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--task", "digits", "--task_options.seed", "1"])
+    assert "task_options has a seed (1); a run's seed is set with --seed" in capsys.readouterr().err

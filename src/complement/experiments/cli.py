@@ -28,11 +28,11 @@ import warnings
 from pathlib import Path
 from typing import TypeAlias
 
-from jsonargparse import CLI, ArgumentError
+from jsonargparse import ArgumentError
 
-from .parsing import Parser, join_list_values, one_line
+from .parsing import join_list_values, one_line, run_cli
 from .runs.comparison import COMPARE_FILE, Comparison
-from .runs.config import TrainConfig, check_config_files
+from .runs.config import TrainConfig
 from .runs.methods import METHODS
 from .runs.status import read_status
 
@@ -156,10 +156,20 @@ def status(path: Path) -> None:
         print(line + (f"  ({found.detail})" if found.detail and found.status is not None else ""))
 
 
-def list_all() -> None:
-    """List the tasks, the methods and the losses."""
+def list_all(task: str | None = None) -> None:
+    """List the tasks, the methods and the losses; with ``--task``, one task's options.
+
+    Args:
+        task: a task name: show its data, its options with their defaults and meanings, and how to set them.
+    """
     from ..losses import available_losses
     from .tasks import available_tasks
+
+    if task is not None:
+        from .tasks.options import describe_task
+
+        print(describe_task(task), end="")
+        return
 
     for title, items in (
         ("tasks", available_tasks()),
@@ -169,6 +179,7 @@ def list_all() -> None:
         print(f"{title}:")
         for name, summary in items.items():
             print(f"  {name:28s} {summary}")
+    print("\ncomplement list --task NAME shows a task's options, their defaults and meanings")
 
 
 _command_line: list[str] = []  # main()'s arguments: what a comparison records as its command
@@ -221,12 +232,10 @@ def main(args: list[str] | None = None) -> None:
     argv = join_list_values(argv)
     with _signals_interrupt():
         if debug:
-            check_config_files(argv)
-            CLI(commands, args=argv, parser_class=Parser)
+            run_cli(commands, argv)
             return
         try:
-            check_config_files(argv)  # a YAML list at the top: one clear line, not jsonargparse's usage text
-            CLI(commands, args=argv, parser_class=Parser)
+            run_cli(commands, argv)
         except ArgumentError as error:
             command = argv[0] if argv and argv[0] in commands else ""
             print(f"complement: error: {one_line(error)}", file=sys.stderr)

@@ -12,9 +12,19 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jsonargparse import ArgumentParser, DefaultHelpFormatter
+from jsonargparse import CLI, ArgumentParser, DefaultHelpFormatter, capture_parser
 
-from .runs.config import ACCELERATORS, BEST_MODES, COT_OPTIMIZERS, FALLBACKS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
+from .runs.config import (
+    ACCELERATORS,
+    BEST_MODES,
+    COT_OPTIMIZERS,
+    FALLBACKS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    PRECISIONS,
+    TrainConfig,
+    check_config_files,
+)
 from .runs.methods import METHODS
 
 
@@ -132,3 +142,43 @@ def one_line(error: Exception) -> str:
     line = f"--{key} takes {expected}; got {given.group(1).strip()!r}" if given else f"--{key} takes {expected}"
     example = EXAMPLES.get(key)
     return line + (f", e.g. {example}" if example else "")
+
+
+def run_cli(commands: dict[str, Any], argv: list[str]) -> None:
+    """Parse ``argv`` and run its command: the config-file check first, ``--print_config`` with
+    resolved values, then jsonargparse."""
+    check_config_files(argv)  # a YAML list at the top: one clear line, not jsonargparse's usage text
+    if any(_is_print_config(arg) for arg in argv):
+        _print_resolved_config(commands, argv)
+    CLI(commands, args=argv, parser_class=Parser)
+
+
+def _is_print_config(arg: str) -> bool:
+    return arg == "--print_config" or arg.startswith("--print_config=")
+
+
+def _print_resolved_config(commands: dict[str, Any], argv: list[str]) -> None:
+    """``fit`` / ``compare --print_config`` with the values a run would use: the task, method(s),
+    seed(s) and train settings from the task's card (nothing is built). Values the data decides
+    (``image_folder``'s epochs) stay ``null``; a ``--resume`` prints as given. Prints and exits,
+    as jsonargparse does."""
+    from .runs.comparison import DEFAULT_METHODS, DEFAULT_SEEDS
+    from .runs.launch import DEFAULT_METHOD, DEFAULT_TASK
+    from .tasks.options import resolved_train_defaults
+
+    parser = capture_parser(lambda: CLI(commands, args=argv, parser_class=Parser))
+    parsed = parser.parse_args([arg for arg in argv if not _is_print_config(arg)])
+    command = parsed.subcommand
+    if command not in ("fit", "compare") or parsed[command].resume is not None:
+        return
+    given = parsed[command]
+    task = given.task or DEFAULT_TASK
+    resolved = resolved_train_defaults(task, TrainConfig(**given.train.as_dict()), given.task_options)
+    defaults: dict[str, Any] = {f"{command}.task": task, **{f"{command}.train.{k}": v for k, v in resolved.items()}}
+    if command == "fit":
+        defaults |= {"fit.method": given.method or DEFAULT_METHOD, "fit.seed": 0 if given.seed is None else given.seed}
+    else:
+        defaults |= {"compare.methods": given.methods or list(DEFAULT_METHODS),
+                     "compare.seeds": given.seeds or DEFAULT_SEEDS}  # fmt: skip
+    parser.set_defaults(defaults)
+    parser.parse_args(argv)  # jsonargparse's own print (its flags included), then exit 0

@@ -113,6 +113,7 @@ def start_comparison(
     check_methods_and_seeds(methods, seeds)
     check_output_directory(Path(out))
     task_options = dict(task_options or {})
+    launch.check_task_options(task_options)
     config = train.resolved(launch.build_task(task, task_options, 0).defaults)
     directory = new_run_dir(Path(out), f"compare-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
     if hold is not None:

@@ -29,6 +29,15 @@ def build_task(task: str, task_options: dict[str, Any], seed: int) -> Task:
     return build(task, seed=seed, **task_options)
 
 
+def check_task_options(task_options: dict[str, Any]) -> None:
+    """The run's seed is its own option: a ``seed`` among the task's options would be a second one."""
+    if "seed" in task_options:
+        raise ValueError(
+            f"task_options has a seed ({task_options['seed']!r}); a run's seed is set with --seed (compare: --seeds), "
+            "which seeds the data split as well as the training"
+        )
+
+
 def run_dir_name(method: str, seed: int) -> str:
     """The folder of one (method, seed) run inside a comparison."""
     return f"{method}-seed{seed}"
@@ -85,6 +94,7 @@ def start_run(
     get_method(method)
     check_output_directory(Path(out))
     options = dict(task_options or {})
+    check_task_options(options)
     built = build_task(task, options, seed)  # validates the task, its options and its data first
     spec = RunSpec(task, method, seed, train.resolved(built.defaults), options, threads)
     run_dir = new_run_dir(Path(out), f"{task}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -31,6 +31,7 @@ The model is PreAct ResNet-18 (:mod:`.resnet`); ``model="cnn"`` takes the small 
 the other image tasks instead, for a quick look on a CPU. The defaults are the paper's
 recipe: SGD (momentum 0.9) with lr 0.1, weight decay 1e-4, batch 128, 200 epochs, lr
 divided by 10 after epochs 100 and 150, COT with two optimizers (``configs/paper_cifar10.yaml``).
+Harder variants (``label_noise``, ``imbalance``, ``few_shot``) work as for the other image tasks.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ Options shared by all: ``seed``, ``train_size`` / ``val_size`` / ``test_size`` (
 fractions), ``label_noise`` (fraction in [0, 1)), ``imbalance`` (largest / smallest class
 ratio >= 1), ``few_shot`` (images a class), ``augment`` (random shifts), ``model``
 (``"cnn"`` or ``"mlp"``) and ``width``. Inputs are normalized with the training set's
-per-channel mean and std.
+per-channel mean and std. ``image_folder`` also takes ``image_size`` (a side, or
+``[height, width]``), ``channels`` (1, 3, or None to detect) and ``flip`` (random horizontal
+flips). Every option's meaning: :mod:`.options` (``complement list --task NAME``).
 """
 
 from __future__ import annotations

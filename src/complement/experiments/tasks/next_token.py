@@ -16,9 +16,11 @@ tokens (ties alphabetical); other tokens become ``<unk>``. ``level="word"`` spli
 and punctuation (lower-cased, URLs as ``<url>``); ``level="char"`` uses characters.
 
 The model is a small causal transformer (or a GRU, ``model="gru"``). The class count is
-the vocabulary size, so ``vocab_size`` sets the width of the output head. Batches:
-``(input_ids (N, L) int64, target (N, L) int64)``, right-padded with ``<pad>`` and
-``-100``; logits ``(N, L, V)``.
+the vocabulary size, so ``vocab_size`` sets the width of the output head; ``d_model``,
+``n_layers``, ``n_heads`` and ``dropout`` size the model, and ``lowercase`` (default True)
+lower-cases the text before it is split. Batches: ``(input_ids (N, L) int64, target (N, L)
+int64)``, right-padded with ``<pad>`` and ``-100``; logits ``(N, L, V)``. Every option's
+meaning: :mod:`.options` (``complement list --task NAME``).
 """
 
 from __future__ import annotations

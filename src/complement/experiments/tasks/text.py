@@ -19,8 +19,10 @@ with the model's fast tokenizer (truncated to ``max_length`` tokens); batches ar
 to their longest text. Batches: ``({"input_ids": (N, L), "attention_mask": (N, L)}, target (N,))``.
 
 Class names are the distinct labels, sorted (numerically when all are integers), unless
-``labels=[...]`` fixes them and their order. Harder variants (``label_noise``,
-``imbalance``, ``few_shot``) work as for images.
+``labels=[...]`` fixes them and their order. ``encoding`` is the files' text encoding;
+``delimiter`` reads another delimited file (default: from the suffix); ``dedupe`` drops
+repeated texts. Harder variants (``label_noise``, ``imbalance``, ``few_shot``) work as for
+images. Every option's meaning: :mod:`.options` (``complement list --task NAME``).
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ fetched (:mod:`.pretrained`).
 Tags are ordered ``O`` first, then by entity type (``B-`` before ``I-``). When one file is
 split, the tag set is that of the whole file (a rare tag may then have no training
 example); with separate val / test files it is that of the training file, and an
-unknown tag there is an error. A ``val_path`` file holding a single tag is warned about.
+unknown tag there is an error; ``tags=[...]`` fixes the tag set and its order. A
+``val_path`` file holding a single tag is warned about. ``encoding`` is the files' text
+encoding. Every option's meaning: :mod:`.options` (``complement list --task NAME``).
 """
 
 from __future__ import annotations
