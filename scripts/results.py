@@ -25,6 +25,7 @@ from complement.experiments.cli import main as complement
 from complement.experiments.report.records import load_records
 from complement.experiments.report.statistics import PairedComparison, format_difference, paired_comparisons
 from complement.experiments.report.tables import Stat, by_method
+from complement.experiments.report.verdict import summary_phrase
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "results"
@@ -134,27 +135,11 @@ def _cell(c: PairedComparison | None) -> str:
         return "-"
     low, high = c.interval
     metric = c.metric
-    verdict = {"better": "**better**", "worse": "**worse**"}.get(c.verdict, "n.s.")
+    verdict = {"better": "**better**", "worse": "**worse**", "no difference": "no difference"}.get(c.verdict, "n.s.")
     return (
         f"{format_difference(c.mean, metric)} [{format_difference(low, metric)}, {format_difference(high, metric)}] "
         f"{verdict}"
     )
-
-
-def _reading(found: dict[tuple[str, str], PairedComparison]) -> str:
-    """One plain phrase from the verdicts of COT's paired comparisons."""
-    words = {"better": "higher", "worse": "lower"}
-
-    def verdict(baseline: str, metric: str) -> str:
-        c = found.get((baseline, metric))
-        return "missing" if c is None else c.verdict
-
-    accuracy = (
-        f"accuracy {words.get(verdict('ce', 'test_acc'), 'not separable')} vs CE, "
-        f"{words.get(verdict('ce_2x', 'test_acc'), 'not separable')} vs CE 2×"
-    )
-    nll = verdict("ce_2x", "test_nll")
-    return accuracy + {"better": "; NLL better than CE 2×", "worse": "; NLL worse than CE 2×"}.get(nll, "")
 
 
 def summary_row(name: str, folder: Path) -> str:
@@ -166,7 +151,7 @@ def summary_row(name: str, folder: Path) -> str:
     cells = [_cell(found.get(key)) for key in (("ce", "test_acc"), ("ce_2x", "test_acc"), ("ce_2x", "test_nll"))]
     return (
         f"| [{EXPERIMENTS[name].title}](#{name}) | {seeds} | {accuracy['cot']} | {accuracy['ce']} "
-        f"| {accuracy['ce_2x']} | {' | '.join(cells)} | {_reading(found)} |"
+        f"| {accuracy['ce_2x']} | {' | '.join(cells)} | {summary_phrase(found)} |"
     )
 
 
@@ -174,7 +159,8 @@ def section(name: str, folder: Path) -> str:
     text = (folder / "report.md").read_text()
     command = text.split("```bash\n", 1)[1].split("\n```", 1)[0].replace(f"{ROOT}/", "")
     parts = []
-    for heading in ("## Test metrics", "## Paired differences", "## Convergence", "## Equal-compute baseline"):
+    for heading in ("## Verdict", "## The runs", "## Test metrics", "## Paired differences", "## Convergence",
+                    "## Equal-compute baseline"):  # fmt: skip
         start = text.find(heading)
         if start < 0:
             continue

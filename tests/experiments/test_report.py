@@ -77,7 +77,7 @@ def test_write_report_end_to_end(tmp_path, records):
     assert "| ce | 2 | 0.8050 ± 0.0071 |" in text
     assert "| cot | 2 | 0.8550 ± 0.0071 |" in text
     assert "## Equal-compute baseline" in text and "No `ce_2x` runs" in text
-    assert set(paths.figures) == {"non_target_probabilities", "reliability", "learning_curves"}
+    assert set(paths.figures) == {"forest", "non_target_probabilities", "reliability", "learning_curves"}
     for png in paths.figures.values():
         assert f"]({png.relative_to(out).as_posix()})" in text  # embedded with a relative link
         data = png.read_bytes()
@@ -205,7 +205,7 @@ def test_runs_without_predictions_still_report(tmp_path, records):
     for record in records:
         record.predictions_path = None
     paths = write_report(records, tmp_path / "compare", "synthetic", "cmd")
-    assert set(paths.figures) == {"learning_curves"}
+    assert set(paths.figures) == {"forest", "learning_curves"}  # the forest plot needs only the test metrics
     assert "Runs without test predictions" in paths.report.read_text()
 
 

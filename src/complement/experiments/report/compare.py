@@ -6,7 +6,10 @@ The CLI calls it once per comparison::
     print(paths.console_table)
 
 It checks the records (non-empty, one task, one class count, predictions files present),
-then writes into ``out_dir``: ``records.json``, ``figures/*.png`` and ``report.md``.
+then writes into ``out_dir``: ``records.json``, ``figures/*.png`` and ``report.md``, each
+file whole or not at all (``report.md`` last, so that only a finished report exists).
+``report.md`` opens with the verdict (:mod:`.verdict`) and the forest plot of the paired
+differences, then the facts of the runs (:mod:`.facts`), the tables and the other figures.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from datetime import datetime
 from pathlib import Path
 
 from . import figures as fig
+from .facts import facts_lines
 from .markdown import equal_compute_note, write_markdown
 from .records import RunRecord, load_predictions, save_records, validate_records
-from .statistics import paired_comparisons
+from .statistics import HEADLINE_METRICS, paired_comparisons
 from .tables import (
     DEFAULT_FRACTION,
+    Stat,
     by_method,
     convergence_table,
     convergence_target,
@@ -30,6 +35,7 @@ from .tables import (
     render_console,
     results_table,
 )
+from .verdict import test_set_size, verdict_lines
 
 FIGURES_DIR = "figures"
 REPORT_FILE = "report.md"
@@ -45,10 +51,13 @@ class ReportPaths:
     console_table: str = ""
 
 
-def pooled_summaries(groups: dict[str, list[RunRecord]]) -> dict[str, fig.ProbabilitySummary]:
+def pooled_summaries(
+    groups: dict[str, list[RunRecord]], rows: dict[str, int] | None = None
+) -> dict[str, fig.ProbabilitySummary]:
     """Per method, the summary of its seeds' test predictions, loading one file at a time.
 
-    Methods without any predictions file are left out of the prediction figures."""
+    Methods without any predictions file are left out of the prediction figures. ``rows``, if
+    given, receives each record's number of scored test predictions (by its label)."""
     pooled: dict[str, fig.ProbabilitySummary] = {}
     class_counts: dict[int, str] = {}
     for method, group in groups.items():
@@ -56,6 +65,8 @@ def pooled_summaries(groups: dict[str, list[RunRecord]]) -> dict[str, fig.Probab
             if record.predictions_path is None:
                 continue
             probs, target = load_predictions(record)
+            if rows is not None:
+                rows[record.label] = int(probs.shape[0])
             class_counts.setdefault(probs.shape[1], record.label)
             if len(class_counts) > 1:
                 detail = ", ".join(f"{label}: {count}" for count, label in class_counts.items())
@@ -102,16 +113,27 @@ def write_report(
     styles = fig.method_styles(list(groups))
     target, used_baseline = convergence_target(records, baseline, fraction)
 
-    pooled = pooled_summaries(groups)  # raises on missing files and class-count mismatches
+    scored: dict[str, int] = {}
+    pooled = pooled_summaries(groups, scored)  # raises on missing files and class-count mismatches
+    comparisons = paired_comparisons(records)
     written: dict[str, tuple[str, Path]] = {}
+    if any(c.metric in HEADLINE_METRICS for c in comparisons):
+        written["forest"] = (
+            "Paired differences over seeds (method − baseline): mean and 95% interval; the line at 0 is no difference",
+            fig.plot_forest(comparisons, out / FIGURES_DIR / "forest.png", styles=styles),
+        )
     if pooled:
+        eces = {m: [r.test["test_ece"] for r in group if "test_ece" in r.test] for m, group in groups.items()}
+        per_seed_ece = {m: Stat.of(values).mean for m, values in eces.items() if values}
         written["non_target_probabilities"] = (
             "Output probabilities for models trained with and without COT",
             fig.plot_non_target_probabilities(pooled, out / FIGURES_DIR / "non_target_probabilities.png", styles),
         )
         written["reliability"] = (
             "Reliability diagrams",
-            fig.plot_reliability(pooled, out / FIGURES_DIR / "reliability.png", styles=styles),
+            fig.plot_reliability(
+                pooled, out / FIGURES_DIR / "reliability.png", styles=styles, per_seed_ece=per_seed_ece
+            ),
         )
     written["learning_curves"] = (
         "Learning curves",
@@ -119,10 +141,11 @@ def write_report(
     )
 
     results = results_table(records)
-    comparisons = paired_comparisons(records)
     paired = paired_table(comparisons)
     conv = convergence_table(records, target, used_baseline, fraction)
     note = equal_compute_note(final_passes(records), comparisons)
+    verdict = verdict_lines(records, comparisons, test_set_size(records, scored))
+    facts = facts_lines(records, scored)
     missing = [r.label for r in records if r.predictions_path is None]
     extra = (
         [f"Runs without test predictions (left out of the prediction figures): {', '.join(missing)}."]
@@ -130,6 +153,11 @@ def write_report(
         else []
     )
     records_path = save_records(records, out)
-    report = write_markdown(out / REPORT_FILE, task_name, command, results, paired, conv, note, written, date, extra)
+    others = {name: entry for name, entry in written.items() if name != "forest"}
+    lead = written.get("forest")
+    report = write_markdown(
+        out / REPORT_FILE, task_name, command, results, paired, conv, note, others, date, extra,
+        verdict=verdict, lead_figure=lead, facts=facts,
+    )  # fmt: skip
     console = render_console(results) + "\n\n" + render_console(paired) + "\n\n" + render_console(conv)
     return ReportPaths(report, records_path, {name: png for name, (_, png) in written.items()}, console)

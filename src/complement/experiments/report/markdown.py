@@ -1,8 +1,11 @@
 """``report.md``: the comparison written up as markdown.
 
-Sections: the title (task, date), the command that produced it, the test-metric table,
-the paired differences (:mod:`.statistics`), the convergence table, the equal-compute
-note and the figures (relative links).
+Sections: the title (task, date); the verdict (:mod:`.verdict`: each method against
+``ce`` and ``ce_2x`` in plain words, with warnings) and the forest plot of the paired
+differences; the runs (the command, then :mod:`.facts`: data sizes, classes, resolved
+settings, versions, machine); the test-metric table, the paired differences
+(:mod:`.statistics`), the convergence table, the equal-compute note and the other
+figures (relative links).
 
 The equal-compute note states what the numbers show, generated from them: COT takes two
 forward/backward passes per batch, so a gain over CE could come from the extra passes
@@ -22,8 +25,11 @@ from pathlib import Path
 from ..._atomic import write_text
 from .statistics import BASELINES, PairedComparison
 from .tables import Stat, Table, render_markdown
+from .verdict import reading
 
 KEY = "test_acc"
+VERDICT_TITLE = "Verdict: does COT help?"
+FACTS_TITLE = "The runs"
 
 
 def equal_compute_note(passes: dict[str, Stat], comparisons: list[PairedComparison]) -> str:
@@ -57,22 +63,8 @@ def equal_compute_note(passes: dict[str, Stat], comparisons: list[PairedComparis
         mine = [c for c in comparisons if c.method == method]
         lines += [f"- {c.sentence()}" for c in mine]
         verdicts = {c.baseline: c.verdict for c in mine if c.metric == KEY}
-        lines += [f"- Reading: {_reading(method, verdicts)}", ""]
+        lines += [f"- Reading: {reading(method, verdicts)}", ""]
     return "\n".join(lines).rstrip()
-
-
-def _reading(method: str, verdicts: dict[str, str]) -> str:
-    if "ce" not in verdicts:
-        return f"no `ce` runs to compare `{method}` with."
-    if verdicts["ce"] == "worse":
-        return f"`{method}` is less accurate than `ce` on these seeds."
-    if verdicts["ce"] != "better":
-        return f"the accuracy of `{method}` and `ce` is not separable on these seeds."
-    if "ce_2x" not in verdicts:
-        return f"`{method}` is more accurate than `ce`; without `ce_2x` the extra passes may explain it."
-    if verdicts["ce_2x"] == "better":
-        return f"`{method}` is more accurate than both `ce` and `ce_2x`: more passes alone do not explain the gain."
-    return f"`{method}` is more accurate than `ce` but not than `ce_2x`: the gain may come from the extra passes."
 
 
 def _link(path: Path, base: Path) -> str:
@@ -90,21 +82,26 @@ def write_markdown(
     figures: dict[str, tuple[str, Path]],
     date: datetime | None = None,
     extra: list[str] | None = None,
+    *,
+    verdict: list[str] | None = None,
+    lead_figure: tuple[str, Path] | None = None,
+    facts: list[str] | None = None,
 ) -> Path:
-    """Write ``report.md``; ``figures`` maps a name to ``(caption, png path)``."""
+    """Write ``report.md``; ``figures`` maps a name to ``(caption, png path)``.
+
+    ``verdict`` (lines) and ``lead_figure`` (the forest plot) open the report, under the title;
+    ``facts`` (lines) follow with the command, then the tables, the notes and the other figures."""
     path = Path(path)
     date = date or datetime.now()
-    parts = [
-        f"# COT comparison: {task_name}",
-        "",
-        f"Generated {date:%Y-%m-%d %H:%M}.",
-        "",
-        "Command:",
-        "",
-        "```bash",
-        command.strip() or "(not recorded)",
-        "```",
-        "",
+    parts = [f"# COT comparison: {task_name}", "", f"Generated {date:%Y-%m-%d %H:%M}.", ""]
+    if verdict is not None or lead_figure is not None:
+        parts += [f"## {VERDICT_TITLE}", ""] + list(verdict or []) + [""]
+        if lead_figure is not None:
+            caption, png = lead_figure
+            parts += [f"![{caption}]({_link(png, path.parent)})", "", f"*{caption}.*", ""]
+    parts += [f"## {FACTS_TITLE}", "", "Command:", "", "```bash", command.strip() or "(not recorded)", "```", ""]
+    parts += list(facts or []) + ([""] if facts else [])
+    parts += [
         f"## {results.title}",
         "",
         render_markdown(results),
@@ -115,7 +112,8 @@ def write_markdown(
         "",
         "Δ is the mean over seeds of (method − baseline) for runs with the same seed; the interval is a 95% "
         "t-interval (with 10 or more seeds the equal-compute note also gives a bootstrap interval); p is the paired "
-        "t-test's; n.s. = not separable, with the seeds the observed spread would need.",
+        "t-test's; n.s. = not separable, with the seeds the observed spread would need; no difference = the same "
+        "mean on the paired seeds.",
         "",
         f"## {convergence.title}",
         "",

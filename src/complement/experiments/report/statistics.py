@@ -12,9 +12,15 @@ both share cancels in their difference ``d_s = A_s - B_s``. For each metric:
   (Agarwal et al., "Deep RL at the edge of the statistical precipice", NeurIPS 2021,
   argue for interval estimates over few runs rather than point estimates);
 - a verdict from the numbers: ``better`` or ``worse`` when the t-interval excludes 0
-  (``p < 0.05``), in the metric's direction (accuracy up; NLL and ECE down), else
-  ``not separable with n seeds``, with the number of seeds at which the observed mean
-  difference and spread would give an interval that excludes 0.
+  (``p < 0.05``), in the metric's direction (accuracy up; NLL and ECE down);
+  ``no difference`` when the mean difference is 0 (up to float rounding: below
+  :data:`NEGLIGIBLE` of the metric's scale), however many seeds; else ``not separable
+  with n seeds``, with the number of seeds at which the observed mean difference and
+  spread would give an interval that excludes 0 ("over 10,000" past :data:`MAX_SEEDS_REPORTED`).
+
+What each ``test_*`` metric is (its name, direction, unit, whether it is a share of test
+examples and whether it heads the report's verdict) is data: :data:`METRICS`. A new metric
+in the verdict and the forest plot, e.g. a robust accuracy, is one :class:`Metric` entry.
 
 The distributions come from scipy; nothing here is hand-written beyond the bookkeeping.
 """
@@ -33,10 +39,48 @@ CONFIDENCE = 0.95
 BOOTSTRAP_MIN_SEEDS = 10
 BOOTSTRAP_RESAMPLES = 10_000
 MAX_SEEDS_REPORTED = 10_000
-# Which way is better for each metric (test_* keys of the records).
-HIGHER_IS_BETTER = {"test_acc": True, "test_precision": True, "test_nll": False, "test_ece": False}
-METRIC_NAMES = {"test_acc": "test accuracy", "test_precision": "macro precision", "test_nll": "test NLL",
-                "test_ece": "test ECE"}  # fmt: skip
+# A mean difference below this share of the metric's scale (max(1, |values|)) is float rounding
+# (the metrics are float32: about 1e-7 apart), so it is reported as no difference.
+NEGLIGIBLE = 1e-6
+
+BETTER, WORSE, NO_DIFFERENCE, NOT_SEPARABLE = "better", "worse", "no difference", "not separable"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What the report knows of one ``test_*`` metric of the records."""
+
+    key: str  # the records' key, e.g. "test_acc"
+    name: str  # in sentences: "test accuracy"
+    label: str  # in the verdict lines and the forest plot: "accuracy"
+    higher_is_better: bool
+    points: bool = False  # a share in [0, 1], shown in percentage points
+    per_example: bool = False  # the share of test examples right: one example moves it by 1/N
+    best: float | None = None  # the value no run can pass (accuracy 1): runs all there separate nothing
+    headline: bool = False  # in the verdict at the top of the report and in the forest plot
+
+
+# The verdict's metrics are the ``headline`` ones, in this order. A robust accuracy would be one more
+# entry, e.g. Metric("test_robust_acc_pgd", "PGD robust accuracy", "robust accuracy", True, points=True,
+# per_example=True, best=1.0, headline=True).
+METRICS: dict[str, Metric] = {
+    metric.key: metric
+    for metric in (
+        Metric("test_acc", "test accuracy", "accuracy", True, points=True, per_example=True, best=1.0, headline=True),
+        Metric("test_nll", "test NLL", "NLL", False, headline=True),
+        Metric("test_ece", "test ECE", "ECE", False, points=True, headline=True),
+        Metric("test_precision", "macro precision", "macro precision", True, points=True),
+    )
+}
+HEADLINE_METRICS = tuple(key for key, metric in METRICS.items() if metric.headline)
+# Which way is better for each metric, and its name in sentences (derived from METRICS).
+HIGHER_IS_BETTER = {key: metric.higher_is_better for key, metric in METRICS.items()}
+METRIC_NAMES = {key: metric.name for key, metric in METRICS.items()}
+
+
+def metric_info(key: str) -> Metric:
+    """The :class:`Metric` of ``key``; a metric not in :data:`METRICS` is a plain higher-is-better number."""
+    return METRICS.get(key) or Metric(key, key, key.removeprefix("test_"), True)
 
 
 @dataclass(frozen=True)
@@ -51,17 +95,57 @@ class PairedComparison:
     interval: tuple[float, float] | None  # the t-interval; None with fewer than 2 pairs
     bootstrap: tuple[float, float] | None  # with at least BOOTSTRAP_MIN_SEEDS pairs
     p_value: float | None
-    verdict: str  # "better", "worse" or "not separable"
+    verdict: str  # BETTER, WORSE, NO_DIFFERENCE or NOT_SEPARABLE
     seeds_needed: int | None  # for "not separable": seeds the observed spread would need
+
+    @property
+    def seeds(self) -> str:
+        return f"{self.n} seed{'s' if self.n != 1 else ''}"
+
+    def interval_text(self, unit: bool = True) -> str:
+        """``[low, high]`` of the t-interval, each with the metric's unit or, ``unit=False``, as bare
+        numbers (after a difference that gives the unit); "" without an interval."""
+        if self.interval is None:
+            return ""
+        low, high = (format_difference(bound, self.metric) for bound in self.interval)
+        if not unit:
+            low, high = low.removesuffix(" pts"), high.removesuffix(" pts")
+        return f"[{low}, {high}]"
+
+    def need(self) -> str:
+        """For "not separable": the seeds the observed difference and spread would need, in a few words."""
+        if self.seeds_needed is None:
+            return ""
+        if self.seeds_needed > MAX_SEEDS_REPORTED:
+            return f"over {MAX_SEEDS_REPORTED:,} seeds"
+        return f"~{self.seeds_needed} seeds"
+
+    def short_verdict(self) -> str:
+        """The verdict in a table cell: ``better``, ``worse``, ``no difference``, ``n.s. (~7 seeds)``, ``1 seed``."""
+        if self.verdict != NOT_SEPARABLE:
+            return self.verdict
+        if self.interval is None:
+            return "1 seed"
+        return f"n.s. ({self.need()})" if self.need() else "n.s."
+
+    def phrase(self) -> str:
+        """The verdict with its seeds, for the report's headline: ``better, 10 seeds``,
+        ``not separable with 3 seeds, ~12 seeds needed``, ``1 seed: no interval``."""
+        if self.verdict in (BETTER, WORSE, NO_DIFFERENCE):
+            return f"{self.verdict}, {self.seeds}"
+        if self.interval is None:
+            return "1 seed: no interval"
+        return f"not separable with {self.seeds}" + (f", {self.need()} needed" if self.need() else "")
 
     def sentence(self) -> str:
         """One sentence generated from the numbers."""
         name = METRIC_NAMES.get(self.metric, self.metric)
         head = f"`{self.method}` − `{self.baseline}`, {name}: {format_difference(self.mean, self.metric)}"
         if self.interval is None:
+            if self.verdict == NO_DIFFERENCE:
+                return f"{head} from a single seed: no difference."
             return f"{head} from a single seed: no interval, not separable with 1 seed."
-        low, high = self.interval
-        parts = [f"95% CI [{format_difference(low, self.metric)}, {format_difference(high, self.metric)}]"]
+        parts = [f"95% CI {self.interval_text()}"]
         if self.bootstrap is not None:
             b_low, b_high = self.bootstrap
             parts.append(
@@ -70,22 +154,28 @@ class PairedComparison:
         p_text = format_p(self.p_value)
         parts.append(f"p {p_text if p_text.startswith('<') else '= ' + p_text}, {self.n} paired seeds")
         detail = f"{head} ({'; '.join(parts)})"
-        if self.verdict != "not separable":
+        if self.verdict in (BETTER, WORSE):
             return f"{detail}: **{self.verdict}**."
+        if self.verdict == NO_DIFFERENCE:
+            return f"{detail}: no difference."
         return f"{detail}: not separable with {self.n} seeds{self._need()}."
 
     def _need(self) -> str:
-        if self.seeds_needed is None:
-            return " (no difference observed)"
-        if self.seeds_needed > MAX_SEEDS_REPORTED:
-            return f" (the observed difference would need over {MAX_SEEDS_REPORTED:,} seeds)"
-        return f" (the observed difference and spread would need about {self.seeds_needed} seeds)"
+        if self.seeds_needed is not None and self.seeds_needed > MAX_SEEDS_REPORTED:
+            return f" (the observed difference would need {self.need()})"
+        if self.seeds_needed is not None:
+            return f" (the observed difference and spread would need about {self.seeds_needed} seeds)"
+        return ""
 
 
 def format_difference(value: float, metric: str) -> str:
-    if metric in ("test_acc", "test_precision", "test_ece"):
-        return f"{value * 100:+.2f} pts"  # percentage points
-    return f"{value:+.4f}"
+    """``+0.80 pts`` (percentage points) or ``-0.0123``; values too small for those digits in
+    two significant ones (``-3.2e-05``), not as ``-0.0000``."""
+    points = metric_info(metric).points
+    shown, digits, unit = (value * 100, 2, " pts") if points else (value, 4, "")
+    if shown != 0 and abs(shown) < 0.5 * 10**-digits:
+        return f"{shown:+.1e}{unit}"
+    return f"{shown:+.{digits}f}{unit}"
 
 
 def format_p(p: float | None) -> str:
@@ -117,8 +207,14 @@ def paired_comparison(
         return None
     diffs = np.array([values[s] - base_values[s] for s in seeds], dtype=np.float64)
     n, mean = len(diffs), float(diffs.mean())
+    scale = max([1.0] + [abs(values[s]) for s in seeds] + [abs(base_values[s]) for s in seeds])
+    if abs(mean) <= NEGLIGIBLE * scale:  # no difference, or float rounding of none
+        mean = 0.0
+        if np.all(np.abs(diffs) <= NEGLIGIBLE * scale):
+            diffs = np.zeros_like(diffs)
     if n < 2:
-        return PairedComparison(method, baseline, metric, n, mean, None, None, None, "not separable", None)
+        verdict = NO_DIFFERENCE if mean == 0 else NOT_SEPARABLE
+        return PairedComparison(method, baseline, metric, n, mean, None, None, None, verdict, None)
     sd = float(diffs.std(ddof=1))
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
     interval = (mean - half, mean + half)
@@ -131,18 +227,20 @@ def paired_comparison(
         result = stats.bootstrap((diffs,), np.mean, confidence_level=CONFIDENCE, n_resamples=BOOTSTRAP_RESAMPLES,
                                  method="BCa", random_state=np.random.default_rng(0))  # fmt: skip
         boot = (float(result.confidence_interval.low), float(result.confidence_interval.high))
+    if mean == 0:
+        return PairedComparison(method, baseline, metric, n, mean, interval, boot, p_value, NO_DIFFERENCE, None)
     separated = interval[0] > 0 or interval[1] < 0
     if separated:
         up = mean > 0
-        verdict = "better" if up == HIGHER_IS_BETTER.get(metric, True) else "worse"
+        verdict = BETTER if up == metric_info(metric).higher_is_better else WORSE
         return PairedComparison(method, baseline, metric, n, mean, interval, boot, p_value, verdict, None)
     return PairedComparison(
-        method, baseline, metric, n, mean, interval, boot, p_value, "not separable", seeds_needed(mean, sd)
+        method, baseline, metric, n, mean, interval, boot, p_value, NOT_SEPARABLE, seeds_needed(mean, sd)
     )
 
 
 BASELINES = ("ce", "ce_2x")
-PAIRED_METRICS = ("test_acc", "test_nll", "test_ece")
+PAIRED_METRICS = HEADLINE_METRICS
 
 
 def paired_comparisons(

@@ -19,7 +19,7 @@ import numpy as np
 
 from ...metrics import METRIC_NAMES
 from .records import RunRecord
-from .statistics import MAX_SEEDS_REPORTED, PairedComparison, format_difference, format_p
+from .statistics import PairedComparison, format_difference, format_p
 
 PREFERRED_ORDER = ("ce", "ce_2x", "cot")
 METRIC_LABELS = {
@@ -239,20 +239,11 @@ def paired_table(comparisons: list[PairedComparison]) -> Table:
                 row += ["-", "-", "-"]
                 continue
             if c.interval is None:
-                row += [format_difference(c.mean, metric), "n/a", "1 seed"]
+                row += [format_difference(c.mean, metric), "n/a", c.short_verdict()]
                 continue
-            low, high = c.interval
-            span = f"[{format_difference(low, metric)}, {format_difference(high, metric)}]"
-            verdict = c.verdict if c.verdict != "not separable" else f"n.s. ({_need(c)})"
-            row += [f"{format_difference(c.mean, metric)} {span}", format_p(c.p_value), verdict]
+            row += [f"{format_difference(c.mean, metric)} {c.interval_text()}", format_p(c.p_value), c.short_verdict()]
         table.rows.append(row)
     return table
-
-
-def _need(c: PairedComparison) -> str:
-    if c.seeds_needed is None:
-        return "no diff."
-    return f"~{c.seeds_needed} seeds" if c.seeds_needed <= MAX_SEEDS_REPORTED else f">{MAX_SEEDS_REPORTED} seeds"
 
 
 def render_markdown(table: Table) -> str:
