@@ -1,14 +1,15 @@
 """The library imports and trains without the harness's dependencies (the ``cli`` extra) or
-Lightning / Transformers; the front ends and the CLI say which extra to install."""
+Lightning / Transformers; the front ends and the CLI say which extra to install.
+
+These run on this venv's site-packages with the harness's packages filtered out; the real slim
+install (the built wheel in a fresh venv with torch and numpy only) is tests/test_packaging.py's
+slow test, which also runs the ``cli`` extra's main job there."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS_ONLY = ("lightning", "pytorch_lightning", "jsonargparse", "matplotlib", "scipy", "yaml", "transformers")
@@ -69,19 +70,45 @@ def test_the_check_itself_catches_a_harness_import(tmp_path):
     assert result.returncode != 0 and "jsonargparse" in result.stderr, result.stderr[-2000:]
 
 
-@pytest.mark.slow
-def test_library_in_a_venv_with_torch_and_numpy_only(tmp_path):
-    """A real virtual environment holding torch and numpy only: the library imports and trains there."""
-    venv = tmp_path / "slim"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    spec = f"torch=={torch.__version__.split('+')[0]}"
-    pip = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", spec, "numpy"],
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert pip.returncode == 0, f"could not install {spec} into a fresh venv: {pip.stderr[-2000:]}"
-    listed = subprocess.run([python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True).stdout
-    assert not [p for p in HARNESS_ONLY if f"\n{p}==" in "\n" + listed.lower()], listed
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    result = _run(LIBRARY_USE, python=python, path=site)
-    assert result.returncode == 0 and "library ok" in result.stdout, result.stderr[-3000:]
+ENTRY_POINTS = """
+import importlib
+for module in ("complement.lightning", "complement.hf"):
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        print(f"{module}: {error} | {error.name} | {error.__suppress_context__}")
+from complement.__main__ import main
+try:
+    main(["--help"])
+except SystemExit as error:
+    print(f"complement: {error.code}")
+"""
+
+
+def test_each_entry_point_names_its_extra_in_one_line(tmp_path):
+    """Without Lightning, Transformers and the harness's packages, ``complement.lightning``,
+    ``complement.hf`` and the ``complement`` command each say which extra to install, in one line.
+    (The built wheel in a fresh venv, the real install: tests/test_packaging.py, slow.)"""
+    site = _site_without(HARNESS_ONLY, tmp_path / "site")
+    result = _run(ENTRY_POINTS, path=str(site))
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines == [
+        "complement.lightning: complement.lightning needs the 'train' extra: pip install \"complement[train]\" "
+        "(no module named 'lightning') | lightning | True",
+        "complement.hf: complement.hf needs the 'text' extra: pip install \"complement[text]\" "
+        "(no module named 'transformers') | transformers | True",
+        "complement: complement: the command line needs the 'cli' extra: pip install \"complement[cli]\" "
+        "(no module named 'jsonargparse')",
+    ], lines
+
+
+def test_a_missing_module_of_complement_itself_is_a_bug_not_an_extra():
+    from complement._extras import is_extra_missing, missing_extra
+
+    ours = ModuleNotFoundError("No module named 'complement.nothing'", name="complement.nothing")
+    assert not is_extra_missing(ours) and missing_extra(ours, "train", "complement.lightning") is ours
+    theirs = ModuleNotFoundError("No module named 'lightning.pytorch'", name="lightning.pytorch")
+    error = missing_extra(theirs, "train", "complement.lightning")
+    assert error is not theirs and error.name == "lightning.pytorch" and "\n" not in str(error)
+    assert 'pip install "complement[train]"' in str(error)

@@ -30,6 +30,7 @@ from typing import TypeAlias
 
 from jsonargparse import ArgumentError
 
+from .configs import resolve_config_args
 from .parsing import join_list_values, one_line, run_cli
 from .runs.comparison import COMPARE_FILE, Comparison
 from .runs.config import TrainConfig
@@ -223,13 +224,15 @@ def _interrupted(error: BaseException) -> SystemExit:
 
 
 def main(args: list[str] | None = None) -> None:
+    """Run ``complement`` on ``args`` (default ``sys.argv[1:]``): a user error prints one line and exits
+    with 1 (2 for a parse error), an interrupt prints the resume command and exits with 130 or 143."""
     argv = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]
     commands = {"fit": fit, "compare": compare, "status": status, "list": list_all}
-    _command_line[:] = argv
+    _command_line[:] = argv  # recorded as typed: --config mnist, not the shipped file's path
     _received.clear()
-    argv = join_list_values(argv)
+    argv = join_list_values(resolve_config_args(argv))
     with _signals_interrupt():
         if debug:
             run_cli(commands, argv)

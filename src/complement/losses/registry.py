@@ -48,6 +48,9 @@ class LabelSmoothingCrossEntropy(nn.CrossEntropyLoss):
 
 @dataclass(frozen=True)
 class LossSpec:
+    """A registered loss: its Module ``factory``, whether it is a complement objective (usable as
+    COT's phase 2) and a one-line ``summary``."""
+
     factory: Callable[..., nn.Module]
     complement_objective: bool
     summary: str
@@ -87,6 +90,7 @@ ALIASES = {
 
 
 def canonical_name(name: str) -> str:
+    """The registered name of ``name`` (aliases resolved); an unknown name is an error listing them."""
     key = ALIASES.get(name, name)
     if key not in LOSSES:
         names = sorted(set(LOSSES) | set(ALIASES))
@@ -123,8 +127,10 @@ def get_chunked_loss(name: str, **kwargs) -> nn.Module:
 
 
 def is_complement_objective(name: str) -> bool:
+    """Whether the loss ``name`` is a complement objective (COT's phase-2 loss)."""
     return LOSSES[canonical_name(name)].complement_objective
 
 
 def available_losses() -> dict[str, str]:
+    """Every registered loss name and its one-line summary."""
     return {name: spec.summary for name, spec in LOSSES.items()}

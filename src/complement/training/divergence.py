@@ -27,6 +27,9 @@ __all__ = ["DivergenceError", "DivergenceGuard"]
 
 
 class DivergenceGuard(pl.Callback):
+    """Raise :class:`DivergenceError` after a COT step whose ``monitor``ed loss is non-finite or above
+    ``first + factor * max(|first|, 1)`` (the rule of the module docstring)."""
+
     def __init__(self, factor: float = 10.0, monitor: str = "train_loss"):
         if not factor > 0:
             raise ValueError(f"DivergenceGuard factor must be > 0; got {factor}")

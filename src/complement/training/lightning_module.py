@@ -136,12 +136,14 @@ class CotModule(pl.LightningModule):
         complement_weight: multiplies the complement loss.
         ignore_index: target value that does not count.
         accumulate_grad_batches: micro-batches per COT step.
-        gradient_clip_val / gradient_clip_algorithm: clipping of each step's gradients (``"norm"``/``"value"``).
+        gradient_clip_val: clip each step's gradients to this norm or value (``None``: no clipping).
+        gradient_clip_algorithm: ``"norm"`` or ``"value"``.
         num_classes: enables torchmetrics (accuracy, macro precision, NLL, ECE, complement entropy).
         check_finite: raise on a NaN/inf loss instead of training on it.
         complement_loss_kwargs: keyword arguments of a named complement loss.
-        primary_loss / primary_loss_kwargs: phase 1's loss (default cross-entropy); with ``mode="off"``
-            this trains any registered loss alone (e.g. ``"guided_complement_entropy"``, ``"focal"``).
+        primary_loss: phase 1's loss (default cross-entropy); with ``mode="off"`` this trains any
+            registered loss alone (e.g. ``"guided_complement_entropy"``, ``"focal"``).
+        primary_loss_kwargs: keyword arguments of a named primary loss.
     """
 
     def __init__(

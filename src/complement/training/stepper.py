@@ -139,6 +139,10 @@ def split_batch(batch: Any, fix: str) -> tuple[Any, Tensor]:
 
 
 class CotStepper:
+    """The one COT step that every front end runs: phase 1 on each micro-batch as it arrives, then
+    the CE step, then phase 2 replaying the group (``alternate``). Front ends supply how to get
+    logits, how to back-propagate and how to step (see the module docstring)."""
+
     def __init__(
         self,
         objective: CotObjective,

@@ -54,6 +54,10 @@ def default_logits_and_target(model: nn.Module, batch: Any) -> tuple[Tensor, Ten
 
 
 class CotStep:
+    """COT's two steps (or one, in ``joint`` and ``off`` modes) for a plain PyTorch loop: see the module
+    docstring. ``step(batch)`` trains on one batch, ``step(micro_batches=[...])`` on an accumulation
+    group, and returns the step's losses (``train_loss``, ``cot_loss``, ...)."""
+
     def __init__(
         self,
         model: nn.Module,
