@@ -34,12 +34,17 @@ from .threat import PIXEL_RANGE, check_eps, check_logits, check_pixels, check_st
 AttackLoss = Callable[[Tensor, Tensor], Tensor]
 
 
+def upcast(t: Tensor) -> Tensor:
+    """Half-precision logits in float32 for the loss; float32 and float64 as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def _cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
-    return F.cross_entropy(logits.float(), target, reduction="none")
+    return F.cross_entropy(upcast(logits), target, reduction="none")
 
 
 def _margin(logits: Tensor, target: Tensor) -> Tensor:
-    logits = logits.float()
+    logits = upcast(logits)
     true = logits.gather(1, target[:, None])[:, 0]
     other = logits.scatter(1, target[:, None], float("-inf")).amax(1)
     return other - true
@@ -48,7 +53,7 @@ def _margin(logits: Tensor, target: Tensor) -> Tensor:
 def _dlr(logits: Tensor, target: Tensor) -> Tensor:
     if logits.shape[1] < 3:
         raise ValueError("the DLR loss needs at least 3 classes (it divides by z_π1 - z_π3); use loss='margin'")
-    ordered = logits.float().sort(dim=1, descending=True).values
+    ordered = upcast(logits).sort(dim=1, descending=True).values
     return _margin(logits, target) / (ordered[:, 0] - ordered[:, 2] + 1e-12)
 
 
@@ -92,11 +97,14 @@ def pgd(
     random_start: bool = True,
     loss: str | AttackLoss = "ce",
     generator: torch.Generator | None = None,
+    start: Tensor | None = None,
 ) -> Tensor:
     """Projected gradient ascent of ``loss`` in the L∞ ball of radius ``eps`` around ``x``.
 
     ``step_size`` defaults to ``2.5 ε / steps`` (Madry et al.'s rule, so the steps can cross
-    the ball); ``random_start`` draws the start uniformly in the ball (from ``generator``)."""
+    the ball); ``random_start`` draws the start uniformly in the ball (from ``generator``);
+    ``start`` gives the first iterate instead (projected into the ball; TRADES starts at
+    ``x + 0.001 N(0, 1)``)."""
     eps, steps = check_eps(eps), check_steps(steps)
     alpha = 2.5 * eps / steps if step_size is None else step_size
     check_number("step_size", alpha, minimum=0.0)
@@ -105,7 +113,9 @@ def pgd(
     x = x.detach()
     low, high = (x - eps).clamp(min=PIXEL_RANGE[0]), (x + eps).clamp(max=PIXEL_RANGE[1])
     adversarial = x
-    if random_start and eps > 0:
+    if start is not None:
+        adversarial = torch.max(torch.min(start.detach(), high), low)
+    elif random_start and eps > 0:
         noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
         adversarial = torch.max(torch.min(x + eps * noise, high), low)
     for _ in range(steps):

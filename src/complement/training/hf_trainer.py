@@ -32,6 +32,7 @@ from typing import Any
 from torch import Tensor, nn
 from transformers import Trainer
 
+from .adversarial import AdversarialTraining, Adversary
 from .objective import (
     CotConfig,
     CotObjective,
@@ -108,6 +109,7 @@ class CotTrainer(Trainer):
         primary_loss_kwargs: dict | None = None,
         causal_lm: bool = False,
         fused_lm_head: bool = False,
+        adversarial: AdversarialTraining | None = None,
         **kwargs,
     ):
         if fused_lm_head and not causal_lm:
@@ -140,6 +142,7 @@ class CotTrainer(Trainer):
             lambda loss: self.accelerator.backward(loss),  # noqa: PLW0108 (looked up per call)
             self._ce_step,
             loss_context=self.compute_loss_context_manager,
+            adversary=None if adversarial is None else Adversary(adversarial, None),  # its model: each step's
         )
         self._cot_model: nn.Module | None = None  # the (wrapped) model of the current training_step
         self._cot_group: list[dict[str, Any]] = []
@@ -197,6 +200,8 @@ class CotTrainer(Trainer):
         if self._cot_model is not model:  # once per model: a frozen one, or an optimizer over other tensors
             assert self.optimizer is not None, "created by the Trainer before training starts"
             check_optimizers_train(model, [self.optimizer], "CotTrainer")
+            if self._stepper.adversary is not None:
+                self._stepper.adversary.model = model  # the (wrapped) model whose mode the attack switches
         self._cot_model = model
         inputs = self._prepare_inputs(inputs)
         loss = self._stepper.first_phase(inputs, self.current_gradient_accumulation_steps)

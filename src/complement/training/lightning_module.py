@@ -61,6 +61,7 @@ import lightning.pytorch as pl
 from torch import Tensor, nn
 
 from ._lightning_compat import checked_trainer_property, is_last_batch, loggers_will_write, step_not_counted
+from .adversarial import AdversarialTraining, Adversary
 from .epoch_stats import EpochStats
 from .lightning_schedulers import Monitors, split_plateau_keys, step_schedulers
 from .objective import CotConfig, CotObjective, LinearLogits, LossFn, Phase, flatten_class_last
@@ -160,6 +161,7 @@ class CotModule(pl.LightningModule):
         complement_loss_kwargs: dict | None = None,
         primary_loss: str | LossFn = "cross_entropy",
         primary_loss_kwargs: dict | None = None,
+        adversarial: AdversarialTraining | None = None,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -197,6 +199,7 @@ class CotModule(pl.LightningModule):
             self._optimizer_step,
             check_finite,
             rescale=self._rescale_gradients,
+            adversary=None if adversarial is None else Adversary(adversarial, self),
         )
         self._group: list[Any] = []
         self._group_logs: dict[str, Tensor] = {}

@@ -28,7 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .objective import CotObjective, LinearLogits, Phase
+from .adversarial import Adversary, trades_kl
+from .objective import CotObjective, LinearLogits, Phase, PhaseLoss
 
 Forward = Callable[[Any, Phase], tuple["Tensor | LinearLogits", Tensor]]
 CLIP_ALGORITHMS = ("norm", "value")
@@ -152,7 +153,15 @@ class CotStepper:
         check_finite: bool = True,
         loss_context: Callable[[], AbstractContextManager] = nullcontext,
         rescale: Callable[[float], None] | None = None,
+        adversary: Adversary | None = None,
     ):
+        if adversary is not None and adversary.config.kind == "trades" and objective.mode != "off":
+            raise ValueError(
+                f"TRADES is its own objective (CE + beta KL); train it with mode='off', not mode={objective.mode!r}. "
+                "For COT with adversarial training, use AdversarialTraining(kind='pgd_at')."
+            )
+        self.adversary = adversary
+        self._adversarial: dict[int, Any] = {}  # id(micro-batch) -> its adversarial batch, for phase 2
         self.objective = objective
         self.forward = forward
         self.backward = backward
@@ -165,8 +174,11 @@ class CotStepper:
 
     def _run(self, phase: Phase, batch: Any, scale: float) -> Tensor:
         with self.loss_context():
-            logits, target = self.forward(batch, phase)
-            part = self.objective.phase_loss(phase, logits, target)
+            if self.adversary is None:
+                logits, target = self.forward(batch, phase)
+                part = self.objective.phase_loss(phase, logits, target)
+            else:
+                part = self._adversarial_loss(phase, batch)
         if self.check_finite:
             check_finite_loss(phase, part.loss)
         if not part.loss.requires_grad:
@@ -182,6 +194,35 @@ class CotStepper:
             value = value.float() if scale == 1.0 else value.float() * scale
             self._logs[name] = self._logs[name] + value if name in self._logs else value
         return loss.detach()
+
+    def _logits(self, batch: Any, phase: Phase) -> tuple[Tensor, Tensor]:
+        logits, target = self.forward(batch, phase)
+        if not isinstance(logits, Tensor):
+            raise TypeError(
+                "adversarial training needs materialized logits; a linear head's LinearLogits is not supported"
+            )
+        return logits, target
+
+    def _adversarial_loss(self, phase: Phase, batch: Any) -> PhaseLoss:
+        """The phase's loss on adversarial inputs (``pgd_at``: made in phase 1, reused by phase 2),
+        or TRADES' CE on the clean inputs plus beta times the KL to the adversarial ones."""
+        assert self.adversary is not None
+        kind = self.adversary.config.kind
+        if kind == "trades":
+            clean, target = self._logits(batch, phase)
+            adversarial = self.adversary.attack(batch, lambda b: self._logits(b, phase)[0], target, clean)
+            part = self.objective.phase_loss(phase, clean, target)
+            kl = trades_kl(clean, self._logits(adversarial, phase)[0])
+            total = part.loss + self.adversary.config.beta * kl
+            return PhaseLoss(total, {**part.logs, "trades_kl": kl.detach(), "loss": total.detach()})
+        adversarial = self._adversarial.get(id(batch)) if phase == Phase.COMPLEMENT else None
+        if adversarial is None:
+            target = _target_of(batch)
+            adversarial = self.adversary.attack(batch, lambda b: self._logits(b, phase)[0], target, None)
+            if Phase.COMPLEMENT in self.objective.phases:
+                self._adversarial[id(batch)] = adversarial
+        logits, target = self.forward(adversarial, phase)
+        return self.objective.phase_loss(phase, logits, target)
 
     def first_phase(self, batch: Any, group_size: int) -> Tensor:
         """Phase 1 (or the only phase) for one micro-batch of a group of ``group_size``;
@@ -208,6 +249,7 @@ class CotStepper:
             if step_last:
                 self.step(Phase.COMPLEMENT)
         logs, self._logs = self._logs, {}
+        self._adversarial.clear()
         return logs
 
     def _rescale_short_group(self, factor: float) -> None:
@@ -231,3 +273,12 @@ def group_size(batch_idx: int, accumulate: int, num_batches: float) -> int:
     if math.isinf(num_batches):
         return accumulate
     return int(min(accumulate, num_batches - start))
+
+
+def _target_of(batch: Any) -> Tensor:
+    """The targets of an ``(inputs, target, ...)`` batch or a dict's ``labels``, for the attack."""
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        return batch[1]
+    if isinstance(batch, dict) and "labels" in batch:
+        return batch["labels"]
+    raise TypeError("adversarial training needs the targets: batches (inputs, target, ...) or dicts with 'labels'")

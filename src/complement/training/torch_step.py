@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .adversarial import AdversarialTraining, Adversary
 from .objective import CotConfig, CotObjective, LinearLogits, LossFn, Phase, refuse_unused_parameter_search
 from .rng import rng_state, set_rng_state
 from .stepper import (
@@ -74,6 +75,7 @@ class CotStep:
         complement_loss_kwargs: dict | None = None,
         primary_loss: str | LossFn = "cross_entropy",
         primary_loss_kwargs: dict | None = None,
+        adversarial: AdversarialTraining | None = None,
     ):
         check_clipping(gradient_clip_val, gradient_clip_algorithm)
         self.model = model
@@ -102,6 +104,7 @@ class CotStep:
             self._backward,
             self._step,
             check_finite,
+            adversary=None if adversarial is None else Adversary(adversarial, model),
         )
 
     def _logits_and_target_of(self, batch: Any, phase: Phase) -> tuple[Tensor | LinearLogits, Tensor]:
