@@ -110,6 +110,7 @@ def test_bad_hardware_and_warmup_settings_are_refused(setting, message):
         TrainConfig(**setting).resolved({})
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
 def test_warmup_linear_matches_hugging_faces_schedule():
     transformers = pytest.importorskip("transformers")
     config = TrainConfig(lr_schedule="warmup_linear", lr_warmup=0.25, max_epochs=2, lr=1.0).resolved({})
