@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from .._validation import check_ignore_index
 from ..ops.complement_entropy import upcast
-from ._rows import prepare, reduce_rows, reduce_weighted_rows
+from ._rows import check_reduction, prepare, reduce_rows, reduce_weighted_rows
 from ._rules import check_class_weight
 
 
@@ -39,3 +40,27 @@ def target_probability_loss(
     if weight is not None:
         return reduce_weighted_rows(per_row, safe_target, weight, kept, reduction, target_shape)
     return reduce_rows(per_row, kept, reduction, target_shape)
+
+
+class TargetProbabilityModule(nn.Module):
+    """The Module twins' shared part: the class ``weight`` buffer, ``ignore_index``, ``reduction``
+    and ``validate``, checked once; a subclass adds its own parameter and ``forward``."""
+
+    def __init__(self, *, weight: Tensor | None, ignore_index: int, reduction: str, validate: bool):
+        super().__init__()
+        check_ignore_index(ignore_index)
+        check_reduction(reduction)
+        if weight is not None:
+            check_class_weight(weight, weight.shape[0] if isinstance(weight, Tensor) else 0, type(self).__name__)
+        self.weight: Tensor | None
+        self.register_buffer("weight", weight)
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self.validate = validate
+
+    def _options(self) -> dict:
+        return {"ignore_index": self.ignore_index, "reduction": self.reduction, "validate": self.validate}
+
+    def _repr(self, own: str = "") -> str:
+        weighted = ", weighted" if self.weight is not None else ""
+        return f"{own + ', ' if own else ''}reduction={self.reduction!r}{weighted}"

@@ -47,12 +47,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .._validation import check_ignore_index, check_number
-from ._comp_sum import target_probability_loss
-from ._rows import check_reduction
-from ._rules import check_class_weight
+from .._validation import check_number
+from ._comp_sum import TargetProbabilityModule, target_probability_loss
 
 _TAU_HINT = " (the comp-sum exponent: 0 sum-exponential, 1 cross-entropy, 2 MAE / 2)"
 
@@ -117,7 +115,7 @@ def comp_sum_loss(
     )  # fmt: skip
 
 
-class CompSumLoss(nn.Module):
+class CompSumLoss(TargetProbabilityModule):
     """Module twin of :func:`comp_sum_loss`; ``tau`` is 1 (cross-entropy) unless given."""
 
     def __init__(
@@ -129,24 +127,12 @@ class CompSumLoss(nn.Module):
         reduction: str = "mean",
         validate: bool = True,
     ):
-        super().__init__()
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate)
         check_tau(tau)
-        check_ignore_index(ignore_index)
-        check_reduction(reduction)
-        if weight is not None:
-            check_class_weight(weight, weight.shape[0] if isinstance(weight, Tensor) else 0, type(self).__name__)
         self.tau = tau
-        self.weight: Tensor | None
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.reduction = reduction
-        self.validate = validate
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return comp_sum_loss(
-            input, target, self.weight, tau=self.tau, ignore_index=self.ignore_index, reduction=self.reduction,
-            validate=self.validate,
-        )  # fmt: skip
+        return comp_sum_loss(input, target, self.weight, tau=self.tau, **self._options())
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau}, reduction={self.reduction!r}" + (", weighted" if self.weight is not None else "")
+        return self._repr(f"tau={self.tau}")

@@ -12,12 +12,10 @@ taken over the weights of the kept targets. torch ships only the binary
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from .._validation import check_ignore_index
-from ._comp_sum import target_probability_loss
-from ._rows import check_reduction
-from ._rules import check_class_weight, check_gamma
+from ._comp_sum import TargetProbabilityModule, target_probability_loss
+from ._rules import check_gamma
 
 
 def focal_loss(
@@ -49,7 +47,7 @@ def focal_loss(
     )  # fmt: skip
 
 
-class FocalLoss(nn.Module):
+class FocalLoss(TargetProbabilityModule):
     """Module twin of :func:`focal_loss`."""
 
     def __init__(
@@ -61,25 +59,12 @@ class FocalLoss(nn.Module):
         reduction: str = "mean",
         validate: bool = True,
     ):
-        super().__init__()
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate)
         check_gamma(gamma)
-        check_ignore_index(ignore_index)
-        check_reduction(reduction)
-        if weight is not None:
-            check_class_weight(weight, weight.shape[0] if isinstance(weight, Tensor) else 0, "FocalLoss")
         self.gamma = gamma
-        self.weight: Tensor | None
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.reduction = reduction
-        self.validate = validate
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return focal_loss(
-            input, target, self.weight, gamma=self.gamma, ignore_index=self.ignore_index, reduction=self.reduction,
-            validate=self.validate,
-        )  # fmt: skip
+        return focal_loss(input, target, self.weight, gamma=self.gamma, **self._options())
 
     def extra_repr(self) -> str:
-        weighted = ", weighted" if self.weight is not None else ""
-        return f"gamma={self.gamma}, reduction={self.reduction!r}{weighted}"
+        return self._repr(f"gamma={self.gamma}")

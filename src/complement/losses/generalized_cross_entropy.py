@@ -16,12 +16,10 @@ here is *guided* complement entropy. ``p_g^q`` is ``exp(q * log p_g)`` from
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from .._validation import check_ignore_index, check_number
-from ._comp_sum import target_probability_loss
-from ._rows import check_reduction
-from ._rules import check_class_weight
+from .._validation import check_number
+from ._comp_sum import TargetProbabilityModule, target_probability_loss
 
 
 def _check_q(q: float) -> None:
@@ -57,7 +55,7 @@ def generalized_cross_entropy(
     )  # fmt: skip
 
 
-class GeneralizedCrossEntropy(nn.Module):
+class GeneralizedCrossEntropy(TargetProbabilityModule):
     """Module twin of :func:`generalized_cross_entropy`."""
 
     def __init__(
@@ -69,24 +67,12 @@ class GeneralizedCrossEntropy(nn.Module):
         reduction: str = "mean",
         validate: bool = True,
     ):
-        super().__init__()
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate)
         _check_q(q)
-        check_ignore_index(ignore_index)
-        check_reduction(reduction)
-        if weight is not None:
-            check_class_weight(weight, weight.shape[0] if isinstance(weight, Tensor) else 0, type(self).__name__)
         self.q = q
-        self.weight: Tensor | None
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.reduction = reduction
-        self.validate = validate
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return generalized_cross_entropy(
-            input, target, self.weight, q=self.q, ignore_index=self.ignore_index, reduction=self.reduction,
-            validate=self.validate,
-        )  # fmt: skip
+        return generalized_cross_entropy(input, target, self.weight, q=self.q, **self._options())
 
     def extra_repr(self) -> str:
-        return f"q={self.q}, reduction={self.reduction!r}" + (", weighted" if self.weight is not None else "")
+        return self._repr(f"q={self.q}")

@@ -16,12 +16,9 @@ as Ghosh et al. define it). Registered as ``mean_absolute_error`` (alias ``mae``
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from .._validation import check_ignore_index
-from ._comp_sum import target_probability_loss
-from ._rows import check_reduction
-from ._rules import check_class_weight
+from ._comp_sum import TargetProbabilityModule, target_probability_loss
 
 
 def mean_absolute_error(
@@ -49,28 +46,16 @@ def mean_absolute_error(
     )  # fmt: skip
 
 
-class MeanAbsoluteError(nn.Module):
+class MeanAbsoluteError(TargetProbabilityModule):
     """Module twin of :func:`mean_absolute_error`."""
 
     def __init__(
         self, *, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean", validate: bool = True
     ):
-        super().__init__()
-        check_ignore_index(ignore_index)
-        check_reduction(reduction)
-        if weight is not None:
-            check_class_weight(weight, weight.shape[0] if isinstance(weight, Tensor) else 0, type(self).__name__)
-        self.weight: Tensor | None
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.reduction = reduction
-        self.validate = validate
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return mean_absolute_error(
-            input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
-            validate=self.validate,
-        )  # fmt: skip
+        return mean_absolute_error(input, target, self.weight, **self._options())
 
     def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}" + (", weighted" if self.weight is not None else "")
+        return self._repr()

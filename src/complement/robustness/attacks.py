@@ -29,14 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._validation import check_number
+from ..ops.complement_entropy import upcast
 from .threat import PIXEL_RANGE, check_eps, check_logits, check_pixels, check_steps
 
 AttackLoss = Callable[[Tensor, Tensor], Tensor]
-
-
-def upcast(t: Tensor) -> Tensor:
-    """Half-precision logits in float32 for the loss; float32 and float64 as they are."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def _cross_entropy(logits: Tensor, target: Tensor) -> Tensor:

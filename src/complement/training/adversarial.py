@@ -35,10 +35,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..robustness.attacks import pgd, upcast
+from ..robustness.attacks import pgd
 from ..robustness.threat import check_eps, check_steps
 
 KINDS = ("pgd_at", "trades")
+
+
+def _upcast(x: Tensor) -> Tensor:
+    # the losses' rule (float16/bfloat16 in float32); training reaches ops only through the loss API
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 @dataclass(frozen=True)
@@ -133,10 +138,10 @@ class Adversary:
         c = self.config
         if c.kind == "trades":
             assert clean is not None
-            reference = upcast(clean.detach()).softmax(-1)
+            reference = _upcast(clean.detach()).softmax(-1)
 
             def kl(adversarial_logits: Tensor, _: Tensor) -> Tensor:
-                log_q = upcast(adversarial_logits).log_softmax(-1)
+                log_q = _upcast(adversarial_logits).log_softmax(-1)
                 return F.kl_div(log_q, reference, reduction="none").sum(-1)
 
             start: Tensor | None = (pixels + 0.001 * torch.randn_like(pixels)).clamp(0, 1)
@@ -156,4 +161,4 @@ class Adversary:
 
 def trades_kl(clean: Tensor, adversarial: Tensor) -> Tensor:
     """TRADES' robustness term: ``KL(f(x) ‖ f(x'))`` summed over classes, mean over the batch."""
-    return F.kl_div(upcast(adversarial).log_softmax(-1), upcast(clean).softmax(-1), reduction="batchmean")
+    return F.kl_div(_upcast(adversarial).log_softmax(-1), _upcast(clean).softmax(-1), reduction="batchmean")
