@@ -198,36 +198,21 @@ def test_allow_download_must_be_a_bool(tmp_path, value):
 # --- conll_file: a validation file of one tag ----------------------------------------------
 
 
-def one_class_warnings(record) -> list[str]:
+def one_class_warnings(tmp_path, val_text: str) -> list[str]:
+    """The one-class warnings of a conll_file task whose val_path file holds ``val_text``."""
+    (tmp_path / "train.conll").write_text(CONLL * 5)
+    (tmp_path / "val.conll").write_text(val_text)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        build_task("conll_file", data_path=str(tmp_path / "train.conll"), val_path=str(tmp_path / "val.conll"),
+                   test_size=2, max_length=8)  # fmt: skip
     return [str(w.message) for w in record if issubclass(w.category, UserWarning) and "holds only the class" in str(w)]
 
 
 def test_conll_val_file_of_one_tag_warns(tmp_path):
-    (tmp_path / "train.conll").write_text(CONLL * 5)
-    (tmp_path / "val.conll").write_text("I\tO\nlove\tO\nit\tO\n\nfine\tO\n\n")
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        build_task(
-            "conll_file",
-            data_path=str(tmp_path / "train.conll"),
-            val_path=str(tmp_path / "val.conll"),
-            test_size=2,
-            max_length=8,
-        )
-    (message,) = one_class_warnings(record)
+    (message,) = one_class_warnings(tmp_path, "I\tO\nlove\tO\nit\tO\n\nfine\tO\n\n")
     assert "val.conll holds only the class 'O'" in message and "val_path" in message
 
 
 def test_conll_val_file_of_two_tags_is_quiet(tmp_path):
-    (tmp_path / "train.conll").write_text(CONLL * 5)
-    (tmp_path / "val.conll").write_text("Paris\tB-geo-loc\nrocks\tO\n\n")
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        build_task(
-            "conll_file",
-            data_path=str(tmp_path / "train.conll"),
-            val_path=str(tmp_path / "val.conll"),
-            test_size=2,
-            max_length=8,
-        )
-    assert one_class_warnings(record) == []
+    assert one_class_warnings(tmp_path, "Paris\tB-geo-loc\nrocks\tO\n\n") == []
