@@ -6,6 +6,8 @@
     complement fit --task mnist --method cot --seed 0        # one run
     complement fit --resume runs/mnist-cot-seed0-...  --train.max_epochs 20   # continue, and train longer
     complement status runs/compare-mnist-20261123-101500     # which runs are running, done, dead
+    complement compare --task mnist --methods '[ce, cot]' --robust.attacks '[fgsm, pgd]' --robust.eps '[0.1, 0.3]'
+    complement robust runs/compare-mnist-20261123-101500 --robust.attacks '[fgsm, pgd, pgd_dlr]'  # no retraining
     complement list                                          # tasks, methods, losses
 
 Every option can come from a YAML file given with ``--config``; a key that does not exist
@@ -33,7 +35,7 @@ from jsonargparse import ArgumentError
 from .configs import resolve_config_args
 from .parsing import join_list_values, one_line, run_cli
 from .runs.comparison import COMPARE_FILE, Comparison
-from .runs.config import TrainConfig
+from .runs.config import RobustConfig, TrainConfig
 from .runs.methods import METHODS
 from .runs.status import read_status
 
@@ -68,6 +70,7 @@ def fit(
     resume: Path | None = None,
     progress: bool = True,
     threads: int | str = "auto",
+    robust: RobustConfig = RobustConfig(),  # noqa: B008 (jsonargparse reads the default)
 ) -> None:
     """Train one run of a task with a method; print its test metrics and directory.
 
@@ -85,12 +88,15 @@ def fit(
         threads: CPU threads for torch: ``auto`` (the cores idle at the start, one for models under
             50,000 parameters; see docs/benchmarks.md, "Threads") or a count. Recorded in the run's
             config.json; a run resumed with ``auto`` keeps its count.
+        robust: adversarial robustness of the final model on the test set, image tasks only (any
+            ``--robust.*`` option turns it on; docs/robustness.md). Recorded in config.json; a resumed run
+            keeps it (``complement robust DIR`` evaluates with other settings).
     """
     _quiet()
     from .runs.launch import train_run
 
     record, run_dir = train_run(
-        task, method, seed, train, task_options, out, resume, threads=threads, progress=progress
+        task, method, seed, train, task_options, out, resume, threads=threads, progress=progress, robust=robust
     )
     print(json.dumps(record.test, indent=2))
     print(f"run directory: {run_dir}")
@@ -107,6 +113,7 @@ def compare(
     progress: bool = True,
     threads: int | str = "auto",
     jobs: int = 1,
+    robust: RobustConfig = RobustConfig(),  # noqa: B008 (jsonargparse reads the default)
 ) -> None:
     """Train each method over several seeds on one task; write report.md with tables and figures.
 
@@ -123,16 +130,58 @@ def compare(
         threads: CPU threads per run (``auto`` or a count; see ``fit``).
         jobs: runs trained at once, each in its own process (the cores are shared among them under
             ``threads: auto``); the results are those of ``jobs: 1`` with the same thread count.
+        robust: adversarial robustness of every run's final model on the test set, image tasks only (any
+            ``--robust.*`` option turns it on; docs/robustness.md); the report compares the robust
+            accuracy per ε. Recorded in compare.json; a resumed comparison keeps it (``complement robust
+            DIR`` adds or changes it without retraining).
     """
     _quiet()
     from .runs.comparison import compare as run
 
     command = "complement " + " ".join(shlex.quote(arg) for arg in _command_line)
     paths = run(task, methods, seeds, train, task_options, out, resume,
-                threads=threads, jobs=jobs, progress=progress, command=command)  # fmt: skip
+                threads=threads, jobs=jobs, progress=progress, command=command, robust=robust)  # fmt: skip
     print()
     print(paths.console_table)
     print(f"\nreport: {paths.report}")
+
+
+def robust(
+    path: Path,
+    robust: RobustConfig = RobustConfig(),  # noqa: B008 (jsonargparse reads the default)
+    threads: int | str = "auto",
+) -> None:
+    """Evaluate the adversarial robustness of finished runs without training them again.
+
+    Each finished run's final model (its newest epoch checkpoint, verified) is attacked on its test
+    set; the results go into its record.json and, for a comparison, into a rewritten report.md. The
+    settings are saved: a comparison resumed afterwards evaluates its remaining runs the same way.
+    Runs already evaluated with the same settings are skipped, so an interrupted evaluation resumes.
+
+    Args:
+        path: a run directory (made by ``fit``) or a comparison directory (made by ``compare``).
+        robust: the attacks, radii, steps and examples; unset ones take the settings saved with the
+            runs, else the defaults (docs/robustness.md).
+        threads: CPU threads for torch: ``auto`` (see ``fit``) or a count.
+    """
+    _quiet()
+    from .runs.robust import robust_directory
+
+    outcome = robust_directory(Path(path), robust, threads=threads)
+    done = f"{len(outcome.evaluated)} run(s) evaluated, {len(outcome.already)} already evaluated with these settings"
+    print(f"\n{outcome.settings.describe()}: {done}")
+    if outcome.console_table:
+        print(f"\n{outcome.console_table}")
+    if outcome.report is not None:
+        print(f"\nreport: {outcome.report}")
+    elif outcome.unfinished:
+        print(
+            f"{len(outcome.unfinished)} run(s) unfinished; complement compare --resume {shlex.quote(str(path))} trains "
+            "them, evaluates them with these settings and writes the report"
+        )
+    else:
+        print(json.dumps(outcome.records[0].test, indent=2))
+        print(f"run directory: {outcome.directory}")
 
 
 def status(path: Path) -> None:
@@ -229,7 +278,7 @@ def main(args: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]
-    commands = {"fit": fit, "compare": compare, "status": status, "list": list_all}
+    commands = {"fit": fit, "compare": compare, "robust": robust, "status": status, "list": list_all}
     _command_line[:] = argv  # recorded as typed: --config mnist, not the shipped file's path
     _received.clear()
     argv = join_list_values(resolve_config_args(argv))

@@ -14,10 +14,13 @@ from typing import Any
 
 from jsonargparse import CLI, ArgumentParser, DefaultHelpFormatter, capture_parser
 
+from ..robustness.evaluate import ATTACKS
 from .runs.config import (
     ACCELERATORS,
+    ART_EXAMPLES,
     BEST_MODES,
     COT_OPTIMIZERS,
+    DEFAULT_STEPS,
     FALLBACKS,
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -45,6 +48,7 @@ CHOICES: dict[str, Sequence[str] | Callable[[], Sequence[str]]] = {
     "train.keep_best": list(BEST_MODES),
     "train.accelerator": ACCELERATORS,
     "train.precision": PRECISIONS,
+    "robust.attacks": ATTACKS,
 }
 # option -> what an unset (None) value means
 UNSET_MEANS: dict[str, str] = {
@@ -59,11 +63,18 @@ UNSET_MEANS: dict[str, str] = {
     "train.lr_milestones": "none (needed by lr_schedule step)",
     "task_options": "the task's (complement list --task NAME shows them)",
     "resume": "a new run",
+    "robust.attacks": "[fgsm, pgd] when any --robust option is given; no robust evaluation otherwise",
+    "robust.eps": "[0.1, 0.2, 0.3] for grey images, [8/255] for colour ones",
+    "robust.steps": str(DEFAULT_STEPS),
+    "robust.examples": f"the whole test set; its first {ART_EXAMPLES} with square or autoattack",
 }
-LIST_OPTIONS = ("--train.lr_milestones", "--methods")  # accept `--methods ce cot` as `--methods '[ce, cot]'`
+# accept `--methods ce cot` as `--methods '[ce, cot]'`
+LIST_OPTIONS = ("--train.lr_milestones", "--methods", "--robust.attacks", "--robust.eps")
 EXAMPLES = {
     "train.lr_milestones": "--train.lr_milestones '[100, 150]' (or 100 150)",
     "methods": "--methods '[ce, cot]' (or ce cot)",
+    "robust.attacks": "--robust.attacks '[fgsm, pgd]' (or fgsm pgd)",
+    "robust.eps": "--robust.eps '[0.1, 0.2, 0.3]' (or 0.1 0.2 0.3, or 8/255)",
     "task_options": "--task_options '{label_noise: 0.2}'",
 }
 

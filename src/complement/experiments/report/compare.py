@@ -10,6 +10,8 @@ then writes into ``out_dir``: ``records.json``, ``figures/*.png`` and ``report.m
 file whole or not at all (``report.md`` last, so that only a finished report exists).
 ``report.md`` opens with the verdict (:mod:`.verdict`) and the forest plot of the paired
 differences, then the facts of the runs (:mod:`.facts`), the tables and the other figures.
+Records with a robust evaluation add its block to the verdict, a section and the figure of
+accuracy against ε (:mod:`.robust`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ from . import figures as fig
 from .facts import facts_lines
 from .markdown import equal_compute_note, write_markdown
 from .records import RunRecord, load_predictions, save_records, validate_records
+from .robust import (
+    FIGURE_NAME,
+    plot_robust_accuracy,
+    robust_comparisons,
+    robust_records,
+    robust_section,
+    robust_verdict_lines,
+)
+from .robust import robust_table as robust_accuracy_table
 from .statistics import HEADLINE_METRICS, paired_comparisons
 from .tables import (
     DEFAULT_FRACTION,
@@ -35,7 +46,7 @@ from .tables import (
     render_console,
     results_table,
 )
-from .verdict import test_set_size, verdict_lines
+from .verdict import WARNINGS_NOTE, test_set_size, verdict_lines
 
 FIGURES_DIR = "figures"
 REPORT_FILE = "report.md"
@@ -145,6 +156,15 @@ def write_report(
     conv = convergence_table(records, target, used_baseline, fraction)
     note = equal_compute_note(final_passes(records), comparisons)
     verdict = verdict_lines(records, comparisons, test_set_size(records, scored))
+    robust = robust_comparisons(records)
+    robust_verdict, warned = robust_verdict_lines(records, robust)
+    if robust_verdict:
+        verdict += ["", *robust_verdict] + (["", WARNINGS_NOTE] if warned and WARNINGS_NOTE not in verdict else [])
+    sections = []
+    if robust_records(records):
+        png = plot_robust_accuracy(records, out / FIGURES_DIR / FIGURE_NAME, styles)
+        caption = "Worst-case accuracy against ε, per method: mean over seeds with a ±1 std band, seeds as points"
+        sections = robust_section(records, robust, (caption, Path(os.path.relpath(png, out)).as_posix()))
     facts = facts_lines(records, scored)
     missing = [r.label for r in records if r.predictions_path is None]
     extra = (
@@ -157,7 +177,11 @@ def write_report(
     lead = written.get("forest")
     report = write_markdown(
         out / REPORT_FILE, task_name, command, results, paired, conv, note, others, date, extra,
-        verdict=verdict, lead_figure=lead, facts=facts,
+        verdict=verdict, lead_figure=lead, facts=facts, sections=sections,
     )  # fmt: skip
     console = render_console(results) + "\n\n" + render_console(paired) + "\n\n" + render_console(conv)
-    return ReportPaths(report, records_path, {name: png for name, (_, png) in written.items()}, console)
+    pngs = {name: png for name, (_, png) in written.items()}
+    if sections:
+        console += "\n\n" + render_console(robust_accuracy_table(records))
+        pngs["robust_accuracy"] = out / FIGURES_DIR / FIGURE_NAME
+    return ReportPaths(report, records_path, pngs, console)

@@ -1,11 +1,12 @@
 """``report.md``: the comparison written up as markdown.
 
 Sections: the title (task, date); the verdict (:mod:`.verdict`: each method against
-``ce`` and ``ce_2x`` in plain words, with warnings) and the forest plot of the paired
-differences; the runs (the command, then :mod:`.facts`: data sizes, classes, resolved
-settings, versions, machine); the test-metric table, the paired differences
-(:mod:`.statistics`), the convergence table, the equal-compute note and the other
-figures (relative links).
+``ce`` and ``ce_2x`` in plain words, with warnings; with a robust evaluation, the worst-case
+robust accuracy per ε too) and the forest plot of the paired differences; the runs (the
+command, then :mod:`.facts`: data sizes, classes, resolved settings, versions, machine); the
+test-metric table, the paired differences (:mod:`.statistics`), the robust accuracy when the
+runs have one (:mod:`.robust`: table, paired differences, masking checks, the ε figure), the
+convergence table, the equal-compute note and the other figures (relative links).
 
 The equal-compute note states what the numbers show, generated from them: COT takes two
 forward/backward passes per batch, so a gain over CE could come from the extra passes
@@ -86,11 +87,14 @@ def write_markdown(
     verdict: list[str] | None = None,
     lead_figure: tuple[str, Path] | None = None,
     facts: list[str] | None = None,
+    sections: list[str] | None = None,
 ) -> Path:
     """Write ``report.md``; ``figures`` maps a name to ``(caption, png path)``.
 
     ``verdict`` (lines) and ``lead_figure`` (the forest plot) open the report, under the title;
-    ``facts`` (lines) follow with the command, then the tables, the notes and the other figures."""
+    ``facts`` (lines) follow with the command, then the tables, the notes and the other figures.
+    ``sections`` (markdown lines with their headings, e.g. the robust accuracy) follow the
+    paired differences."""
     path = Path(path)
     date = date or datetime.now()
     parts = [f"# COT comparison: {task_name}", "", f"Generated {date:%Y-%m-%d %H:%M}.", ""]
@@ -115,6 +119,7 @@ def write_markdown(
         "t-test's; n.s. = not separable, with the seeds the observed spread would need; no difference = the same "
         "mean on the paired seeds.",
         "",
+        *(sections or []),
         f"## {convergence.title}",
         "",
         render_markdown(convergence),

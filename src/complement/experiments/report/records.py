@@ -20,6 +20,14 @@ One ``RunRecord`` per training run (one method, one seed). The CLI fills it:
   ``class_names``, ``train_class_counts`` (when the task records them), ``train`` (the
   resolved hyper-parameters), ``versions`` (python, torch, lightning, complement) and
   ``machine`` (platform, CPU count, torch threads, accelerator).
+- optional ``robust``: the run's adversarial evaluation (``--robust.*``, ``complement robust``;
+  docs/robustness.md), empty when it had none: ``settings`` (``attacks``, ``eps``, ``steps``,
+  ``examples``), ``examples`` (how many test examples were attacked), ``results`` (one
+  ``{attack, eps, correct, total}`` per attack and ε, with ``clean`` at ε 0, the per-example
+  ``worst`` case at each ε and PGD at ε 1 for the masking check), ``checks`` (the masking
+  checks: ``{name, passed, detail, eps}``, ``eps`` None for one that concerns every ε) and
+  ``wall_time_s``. Its accuracies are also in ``test``, under :func:`robust_key`
+  (``test_robust_acc_pgd_eps0.3``, ``test_robust_acc_worst_eps0.3``), for the paired statistics.
 
 :func:`save_records` / :func:`load_records` keep a list of records as ``records.json``
 in a compare directory. Paths are stored relative to that directory, so the tree can be
@@ -29,7 +37,9 @@ moved as a whole; :func:`load_records` gives them back as absolute paths.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -42,6 +52,34 @@ from ..._atomic import write_text
 RECORDS_FILE = "records.json"
 FORMAT_VERSION = 1
 REQUIRED_HISTORY_KEYS = ("epoch", "passes", "val_acc")
+ROBUST_PREFIX = "test_robust_acc_"
+WORST = "worst"  # the per-example worst case over the attacks run at one ε
+_ROBUST_KEY = re.compile(r"^test_robust_acc_(?P<attack>[a-z0-9_]+?)_eps(?P<eps>[0-9.e+-]+)$")
+
+
+def robust_key(attack: str, eps: float) -> str:
+    """The ``test`` key of the accuracy under ``attack`` at ``eps``: ``test_robust_acc_pgd_eps0.3``."""
+    return f"{ROBUST_PREFIX}{attack}_eps{eps:.6g}"
+
+
+def parse_robust_key(key: str) -> tuple[str, float] | None:
+    """``(attack, eps)`` of a :func:`robust_key`; None for any other key."""
+    match = _ROBUST_KEY.match(key)
+    if match is None:
+        return None
+    try:
+        return match["attack"], float(match["eps"])
+    except ValueError:
+        return None
+
+
+def format_eps(eps: float) -> str:
+    """ε as people write it: ``0.3``, and ``8/255`` for the multiples of 1/255 that are no short decimal."""
+    short = f"{eps:g}"
+    steps = eps * 255
+    if len(short.rsplit(".", maxsplit=1)[-1]) > 3 and steps >= 0.5 and math.isclose(steps, round(steps), rel_tol=1e-4):
+        return f"{round(steps)}/255"
+    return short
 
 
 @dataclass
@@ -58,6 +96,7 @@ class RunRecord:
     num_classes: int | None = None
     wall_time_s: float | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    robust: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -20,7 +20,9 @@ both share cancels in their difference ``d_s = A_s - B_s``. For each metric:
 
 What each ``test_*`` metric is (its name, direction, unit, whether it is a share of test
 examples and whether it heads the report's verdict) is data: :data:`METRICS`. A new metric
-in the verdict and the forest plot, e.g. a robust accuracy, is one :class:`Metric` entry.
+in the verdict and the forest plot is one :class:`Metric` entry. The robust accuracies
+(``test_robust_acc_<attack>_eps<ε>``, :func:`~.records.robust_key`) get theirs from their key
+(:func:`robust_metric`): one per attack and ε run, whichever the records hold.
 
 The distributions come from scipy; nothing here is hand-written beyond the bookkeeping.
 """
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .records import RunRecord
+from .records import WORST, RunRecord, format_eps, parse_robust_key
 
 CONFIDENCE = 0.95
 BOOTSTRAP_MIN_SEEDS = 10
@@ -60,9 +62,8 @@ class Metric:
     headline: bool = False  # in the verdict at the top of the report and in the forest plot
 
 
-# The verdict's metrics are the ``headline`` ones, in this order. A robust accuracy would be one more
-# entry, e.g. Metric("test_robust_acc_pgd", "PGD robust accuracy", "robust accuracy", True, points=True,
-# per_example=True, best=1.0, headline=True).
+# The verdict's metrics are the ``headline`` ones, in this order. The robust accuracies are added from
+# their keys (robust_metric), as many as the records hold; the verdict gives them a block of their own.
 METRICS: dict[str, Metric] = {
     metric.key: metric
     for metric in (
@@ -78,9 +79,24 @@ HIGHER_IS_BETTER = {key: metric.higher_is_better for key, metric in METRICS.item
 METRIC_NAMES = {key: metric.name for key, metric in METRICS.items()}
 
 
+def robust_metric(key: str) -> Metric | None:
+    """The :class:`Metric` of a robust accuracy key (``test_robust_acc_worst_eps0.3``); None for another key.
+
+    A share of the attacked test examples, in points, at best 1; the per-example ``worst`` case
+    over the attacks is the one to read (docs/robustness.md)."""
+    parsed = parse_robust_key(key)
+    if parsed is None:
+        return None
+    attack, eps = parsed
+    which = "worst-case robust accuracy" if attack == WORST else f"{attack} robust accuracy"
+    label = f"robust acc. ε {format_eps(eps)}" if attack == WORST else f"{attack} acc. ε {format_eps(eps)}"
+    return Metric(key, f"{which} at ε {format_eps(eps)}", label, True, points=True, per_example=True, best=1.0)
+
+
 def metric_info(key: str) -> Metric:
-    """The :class:`Metric` of ``key``; a metric not in :data:`METRICS` is a plain higher-is-better number."""
-    return METRICS.get(key) or Metric(key, key, key.removeprefix("test_"), True)
+    """The :class:`Metric` of ``key``; a metric neither in :data:`METRICS` nor a robust accuracy is a plain
+    higher-is-better number."""
+    return METRICS.get(key) or robust_metric(key) or Metric(key, key, key.removeprefix("test_"), True)
 
 
 @dataclass(frozen=True)
@@ -139,7 +155,7 @@ class PairedComparison:
 
     def sentence(self) -> str:
         """One sentence generated from the numbers."""
-        name = METRIC_NAMES.get(self.metric, self.metric)
+        name = metric_info(self.metric).name
         head = f"`{self.method}` − `{self.baseline}`, {name}: {format_difference(self.mean, self.metric)}"
         if self.interval is None:
             if self.verdict == NO_DIFFERENCE:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...metrics import METRIC_NAMES
-from .records import RunRecord
-from .statistics import PairedComparison, format_difference, format_p
+from .records import ROBUST_PREFIX, RunRecord
+from .statistics import PairedComparison, format_difference, format_p, metric_info
 
 PREFERRED_ORDER = ("ce", "ce_2x", "cot")
 METRIC_LABELS = {
@@ -82,8 +82,9 @@ def by_method(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
 def metric_keys(records: list[RunRecord]) -> list[str]:
     """``test_*`` keys present in any record: the standard metrics first, then the rest sorted.
 
-    ``test_loss`` is left out when ``test_nll`` is there (the same cross-entropy)."""
-    present = {key for record in records for key in record.test}
+    ``test_loss`` is left out when ``test_nll`` is there (the same cross-entropy), and the robust
+    accuracies (``test_robust_acc_*``), which have a table of their own (:mod:`.robust`)."""
+    present = {key for record in records for key in record.test if not key.startswith(ROBUST_PREFIX)}
     if "test_nll" in present:
         present.discard("test_loss")
     standard = [f"test_{name}" for name in METRIC_NAMES if f"test_{name}" in present]
@@ -219,14 +220,17 @@ def convergence_table(
     return table
 
 
-def paired_table(comparisons: list[PairedComparison]) -> Table:
+PAIRED_TITLE = "Paired differences over seeds (method − baseline; accuracy and ECE in points)"
+
+
+def paired_table(comparisons: list[PairedComparison], title: str = PAIRED_TITLE) -> Table:
     """One row per (method, baseline): each metric's mean paired difference with its 95% interval,
     p-value and verdict."""
     metrics = list(dict.fromkeys(c.metric for c in comparisons))
     headers = ["Method", "vs", "Seeds"]
     for metric in metrics:
-        headers += [f"Δ {METRIC_LABELS.get(metric[5:], metric[5:])} [95% CI]", "p", "verdict"]
-    table = Table(headers, title="Paired differences over seeds (method − baseline; accuracy and ECE in points)")
+        headers += [f"Δ {METRIC_LABELS.get(metric[5:]) or metric_info(metric).label} [95% CI]", "p", "verdict"]
+    table = Table(headers, title=title)
     rows: dict[tuple[str, str], dict[str, PairedComparison]] = {}
     for comparison in comparisons:
         rows.setdefault((comparison.method, comparison.baseline), {})[comparison.metric] = comparison

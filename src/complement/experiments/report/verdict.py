@@ -117,7 +117,7 @@ def warnings_for(c: PairedComparison, records: list[RunRecord], test_size: int |
     return notes
 
 
-def _item(c: PairedComparison, records: list[RunRecord], test_size: int | None, best: set[str]) -> str:
+def verdict_item(c: PairedComparison, records: list[RunRecord], test_size: int | None, best: set[str]) -> str:
     info = metric_info(c.metric)
     if c.method in best and c.baseline in best:
         level = format_level(info.best or 0.0, c.metric)
@@ -168,7 +168,7 @@ def verdict_lines(
         found.setdefault((c.method, c.baseline), {})[c.metric] = c
     warned = False
     for (method, baseline), by_metric in found.items():
-        items = [_item(by_metric[m], records, test_size, best[m]) for m in metrics if m in by_metric]
+        items = [verdict_item(by_metric[m], records, test_size, best[m]) for m in metrics if m in by_metric]
         warned = warned or any(WARNING in item for item in items)
         lines.append(f"- `{method}` vs `{baseline}`: " + "; ".join(items) + ".")
     lines.append("")
@@ -180,15 +180,17 @@ def verdict_lines(
         else:
             lines.append(f"Reading: {reading(method, verdicts)}")
     if warned:
-        lines += [
-            "",
-            f"{WARNING} *small test set*: the test set's own 95% sampling margin of the accuracy, "
-            "1.96·√(p(1−p)/N) at the pair's mean accuracy p over N test examples, exceeds "
-            f"{RESOLUTION * 100:g} point: the interval is over seeds on this one test set and leaves that margin out. "
-            f"*wide interval*: the 95% interval is wider than ±{RESOLUTION * 100:g} point, too wide to separate gains "
-            "of about a point; more seeds narrow it.",
-        ]
+        lines += ["", WARNINGS_NOTE]
     return lines
+
+
+WARNINGS_NOTE = (
+    f"{WARNING} *small test set*: the test set's own 95% sampling margin of the accuracy, "
+    "1.96·√(p(1−p)/N) at the pair's mean accuracy p over N test examples, exceeds "
+    f"{RESOLUTION * 100:g} point: the interval is over seeds on this one test set and leaves that margin out. "
+    f"*wide interval*: the 95% interval is wider than ±{RESOLUTION * 100:g} point, too wide to separate gains "
+    "of about a point; more seeds narrow it."
+)
 
 
 def reading(method: str, verdicts: dict[str, str]) -> str:

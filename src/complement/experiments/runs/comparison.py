@@ -1,10 +1,12 @@
 """A comparison: every method trained over paired seeds on one task, in one directory.
 
-The directory holds ``compare.json`` (task, options, methods, seeds, resolved train settings
-and the command that started it), one run directory per (method, seed) named by
-:func:`~.launch.run_dir_name`, and the report. A comparison resumes after any kill: finished
-runs are read back, interrupted ones continue from their checkpoints, and it may grow (more
-seeds, more methods) but never change what it measured.
+The directory holds ``compare.json`` (task, options, methods, seeds, resolved train settings,
+the robust settings if any, and the command that started it), one run directory per (method,
+seed) named by :func:`~.launch.run_dir_name`, and the report. A comparison resumes after any
+kill: finished runs are read back, interrupted ones continue from their checkpoints, and it
+may grow (more seeds, more methods) but never change what it measured. Its robust settings
+change only through ``complement robust DIR`` (:mod:`.robust`), which evaluates the finished
+runs again and saves them for the runs still to come.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from ..._atomic import remove_stale_temporaries, write_json
 from ..report.records import RunRecord
 from . import launch
-from .config import ResolvedTrainConfig, TrainConfig, resumed
+from . import robust as robustness
+from .config import ResolvedTrainConfig, RobustConfig, RobustSettings, TrainConfig, refuse_robust_changes, resumed
 from .files import CONFIG_FILE, RunSpec, check_output_directory, load_run_record, load_spec, new_run_dir, save_spec
 from .launch import DEFAULT_TASK, read_settings, refuse_changes, refuse_if_running, resume_hint, run_dir_name
 from .lock import directory_lock
@@ -48,6 +51,7 @@ class Comparison:
     seeds: int
     train: ResolvedTrainConfig
     command: str
+    robust: RobustSettings | None = None  # evaluated after training (runs/robust.py); None in older files
 
     def run_dirs(self) -> list[Path]:
         """Every run's directory, seed by seed, in the order of ``methods``."""
@@ -55,9 +59,10 @@ class Comparison:
 
     def save(self) -> None:
         settings = {"task": self.task, "task_options": self.task_options, "methods": self.methods}
+        robust = None if self.robust is None else self.robust.to_dict()
         write_json(
             self.directory / COMPARE_FILE,
-            {**settings, "seeds": self.seeds, "train": self.train.to_dict(), "command": self.command},
+            {**settings, "seeds": self.seeds, "train": self.train.to_dict(), "command": self.command, "robust": robust},
         )
 
     @classmethod
@@ -70,8 +75,9 @@ class Comparison:
                 f"{directory / COMPARE_FILE} lacks {missing}; it cannot be resumed. Start a new comparison."
             )
         train = ResolvedTrainConfig.from_saved(dict(saved["train"]), str(directory / COMPARE_FILE))
+        robust = RobustSettings.from_saved(saved.get("robust"), str(directory / COMPARE_FILE))
         return cls(directory, saved["task"], saved["task_options"], list(saved["methods"]), int(saved["seeds"]),
-                   train, saved["command"])  # fmt: skip
+                   train, saved["command"], robust)  # fmt: skip
 
 
 def check_methods_and_seeds(methods: list[str], seeds: int) -> None:
@@ -105,28 +111,38 @@ def start_comparison(
     out: Path,
     command: str,
     hold: contextlib.ExitStack | None = None,
+    robust: RobustConfig | None = None,
 ) -> Comparison:
-    """A new comparison's settings and directory; the task is built (and so checked) before the directory.
-    With ``hold``, the directory's lock is taken as soon as it exists, and kept by ``hold``."""
+    """A new comparison's settings and directory; the task is built (and so checked, with the robust
+    settings) before the directory. With ``hold``, the directory's lock is taken as soon as it exists,
+    and kept by ``hold``."""
     task, methods = task or DEFAULT_TASK, list(methods if methods is not None else DEFAULT_METHODS)
     seeds = DEFAULT_SEEDS if seeds is None else seeds
     check_methods_and_seeds(methods, seeds)
     check_output_directory(Path(out))
     task_options = dict(task_options or {})
     launch.check_task_options(task_options)
-    config = train.resolved(launch.build_task(task, task_options, 0).defaults)
+    built = launch.build_task(task, task_options, 0)
+    config = train.resolved(built.defaults)
+    settings = robustness.resolve(robust, built)
     directory = new_run_dir(Path(out), f"compare-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
     if hold is not None:
         hold.enter_context(directory_lock(directory, "comparison"))
-    comparison = Comparison(directory, task, task_options, methods, seeds, config, command)
+    comparison = Comparison(directory, task, task_options, methods, seeds, config, command, settings)
     comparison.save()
     return comparison
 
 
 def resume_comparison(
-    directory: Path, task: str | None, methods: list[str] | None, seeds: int | None, train: TrainConfig
+    directory: Path,
+    task: str | None,
+    methods: list[str] | None,
+    seeds: int | None,
+    train: TrainConfig,
+    robust: RobustConfig | None = None,
 ) -> Comparison:
-    """A saved comparison, grown as asked: more methods, more seeds, another checkpoint interval."""
+    """A saved comparison, grown as asked: more methods, more seeds, another checkpoint interval
+    (its robust settings stay as saved)."""
     saved = Comparison.load(directory)
     refuse_changes(
         {"task": task if task != saved.task else None},
@@ -134,6 +150,7 @@ def resume_comparison(
         "a comparison",
         "Start a new comparison for another task.",
     )
+    refuse_robust_changes(robust or RobustConfig(), saved.robust, "a comparison", saved.directory)
     for run in saved.run_dirs():
         refuse_if_running(run)
     # a kill while compare.json or the report was written leaves its temporary file behind
@@ -145,7 +162,8 @@ def resume_comparison(
     seeds = max(saved.seeds, seeds or 0)
     check_methods_and_seeds(methods, seeds)
     config = resumed(saved.train, train, ("checkpoint_every_n_steps",), "a comparison")
-    grown = Comparison(saved.directory, saved.task, saved.task_options, methods, seeds, config, saved.command)
+    grown = Comparison(saved.directory, saved.task, saved.task_options, methods, seeds, config, saved.command,
+                       saved.robust)  # fmt: skip
     grown.save()
     return grown
 
@@ -197,7 +215,7 @@ def _train_one(plan: _Plan, name: str, seed: int, resume: bool, progress: bool =
     # a resumed run keeps the thread count it started with under `auto` (runs/threads.py)
     started = load_spec(run_dir).threads_used if resume and (run_dir / CONFIG_FILE).exists() else None
     spec = RunSpec(c.task, name, seed, c.train, dict(c.task_options), plan.threads,
-                   started if plan.threads == "auto" else None)  # fmt: skip
+                   started if plan.threads == "auto" else None, c.robust)  # fmt: skip
     run_dir.mkdir(exist_ok=True)
     save_spec(run_dir, spec)
     built = launch.build_task(c.task, c.task_options, seed)
@@ -241,8 +259,10 @@ def compare(
     jobs: int = 1,
     progress: bool = False,
     command: str = "",
+    robust: RobustConfig | None = None,
 ) -> ReportPaths:
-    """Start (or resume) a comparison, train every run, and write its report; ``complement compare``."""
+    """Start (or resume) a comparison, train every run (and, with ``robust`` settings, evaluate its
+    robustness), and write its report; ``complement compare``."""
     check_threads(threads)
     check_jobs(jobs)
     train = train or TrainConfig()
@@ -251,9 +271,9 @@ def compare(
             Comparison.load(Path(resume))  # a comparison directory (clear error otherwise) before its lock file
             hold.enter_context(directory_lock(Path(resume), "comparison"))
             hold.enter_context(resume_hint(f"complement compare --resume {shlex.quote(str(resume))}"))
-            comparison = resume_comparison(Path(resume), task, methods, seeds, train)
+            comparison = resume_comparison(Path(resume), task, methods, seeds, train, robust)
         else:
-            comparison = start_comparison(task, methods, seeds, train, task_options, out, command, hold)
+            comparison = start_comparison(task, methods, seeds, train, task_options, out, command, hold, robust)
             hold.enter_context(resume_hint(f"complement compare --resume {shlex.quote(str(comparison.directory))}"))
         records = run_comparison(comparison, threads=threads, jobs=jobs, progress=progress and jobs == 1)
         from ..report import write_report  # matplotlib loads only to write the report

@@ -273,3 +273,167 @@ def check_config_files(argv: Sequence[str]) -> None:
                 f"--config {value}: the file's top level is a YAML {kind}; it must be a mapping of option names to "
                 "values, one 'name: value' a line (e.g. 'task: digits'), without a leading '- '"
             )
+
+
+# --- adversarial robustness (runs/robust.py evaluates; docs/robustness.md) ---------------------------
+ROBUST_OPTIONS = ("attacks", "eps", "steps", "examples")
+DEFAULT_ATTACKS = ("fgsm", "pgd")
+DEFAULT_STEPS = 20
+GREY_EPS = (0.1, 0.2, 0.3)  # the literature's radii for MNIST
+COLOUR_EPS = (8 / 255,)  # and for CIFAR-10
+ART_ATTACKS = ("square", "autoattack")  # from the Adversarial Robustness Toolbox: about 1 s an image on a CPU
+ART_EXAMPLES = 500  # the test examples attacked by default when one of them runs
+
+
+@dataclass
+class RobustConfig:
+    """Adversarial robustness of the model at the end of training, on the test set (image tasks only).
+
+    Any ``--robust.*`` option turns it on; unset ones take their defaults. Threat model: L∞
+    perturbations of at most ε per pixel of images in [0, 1] (the task's normalization moves
+    inside the attacked model); docs/robustness.md.
+
+    Args:
+        attacks: ``fgsm``, ``pgd`` (cross-entropy), ``pgd_dlr`` (the DLR margin loss), ``square``
+            (black-box) and ``autoattack``; the last two come from the Adversarial Robustness Toolbox
+            (``pip install "complement[robust]"``) and cost about 1 s an image on a CPU.
+        eps: L∞ radii in pixels of [0, 1] images, numbers or fractions such as ``8/255`` (the literature's:
+            MNIST's 0.1, 0.2 and 0.3 for grey images, CIFAR-10's 8/255 for colour ones).
+        steps: PGD's iterations (step size 2.5 ε / steps, random start).
+        examples: attack only the first N test examples (the test splits are stratified, so the first N
+            hold every class).
+    """
+
+    attacks: list[str] | None = None
+    eps: list[float | str] | None = None
+    steps: int | None = None
+    examples: int | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The settings set explicitly (not ``None``)."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+def parse_eps(value: Any) -> float:
+    """A radius given as a number or as a fraction ``"8/255"``."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if "/" in text:
+                numerator, denominator = text.split("/", 1)
+                return float(numerator) / float(denominator)
+            return float(text)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"radii are numbers in [0, 1] or fractions such as 8/255; got {value!r}") from None
+    return value
+
+
+@dataclass(frozen=True)
+class RobustSettings:
+    """A :class:`RobustConfig` with every value filled in and checked, as saved in config.json / compare.json."""
+
+    attacks: tuple[str, ...]
+    eps: tuple[float, ...]
+    steps: int
+    examples: int | None = None  # None: the whole test set
+
+    def __post_init__(self) -> None:
+        from ...robustness.evaluate import check_attacks
+        from ...robustness.threat import check_eps, check_steps
+
+        try:
+            given = self.attacks if isinstance(self.attacks, str) else list(self.attacks)
+            attacks = tuple(dict.fromkeys(check_attacks(given)))
+        except ValueError as error:
+            raise ValueError(f"--robust.attacks: {error}") from None
+        if isinstance(self.eps, (str, bytes)) or not isinstance(self.eps, (list, tuple)) or not self.eps:
+            raise ValueError(
+                f"--robust.eps must be a non-empty list of radii, e.g. '[0.1, 0.2, 0.3]'; got {self.eps!r}"
+            )
+        radii = []
+        for value in self.eps:
+            try:
+                radius = check_eps(parse_eps(value))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"--robust.eps: {error}") from None
+            if radius == 0:
+                raise ValueError(
+                    "--robust.eps: 0 is no attack (the clean accuracy is always reported); give radii > 0, "
+                    "e.g. '[0.1, 0.2, 0.3]'"
+                )
+            radii.append(radius)
+        try:
+            check_steps(self.steps)
+        except ValueError as error:
+            raise ValueError(f"--robust.{error}") from None
+        examples = self.examples
+        if examples is not None and (isinstance(examples, bool) or not isinstance(examples, int) or examples < 1):
+            raise ValueError(
+                f"--robust.examples must be an integer >= 1 (attack the first N test examples) or unset (all); "
+                f"got {examples!r}"
+            )
+        object.__setattr__(self, "attacks", attacks)
+        object.__setattr__(self, "eps", tuple(sorted(set(radii))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attacks": list(self.attacks), "eps": list(self.eps), "steps": self.steps, "examples": self.examples}
+
+    def describe(self) -> str:
+        """``attacks [fgsm, pgd], eps [0.1, 0.3], steps 20, examples all``."""
+        examples = "all" if self.examples is None else str(self.examples)
+        return (
+            f"attacks [{', '.join(self.attacks)}], eps [{', '.join(f'{e:g}' for e in self.eps)}], "
+            f"steps {self.steps}, examples {examples}"
+        )
+
+    @classmethod
+    def from_saved(cls, saved: Any, where: str) -> RobustSettings | None:
+        """The settings saved in ``where`` (None: no robust evaluation, as in files from before it)."""
+        if saved is None:
+            return None
+        if not isinstance(saved, dict) or set(saved) != set(ROBUST_OPTIONS):
+            raise ValueError(
+                f"{where}: the saved robust settings do not fit this version of complement ({saved!r}); "
+                f"they need exactly {list(ROBUST_OPTIONS)}"
+            )
+        return cls(tuple(saved["attacks"]), tuple(saved["eps"]), saved["steps"], saved["examples"])
+
+    @classmethod
+    def resolve(cls, given: RobustConfig, channels: int | None, saved: RobustSettings | None = None) -> RobustSettings:
+        """``given``'s settings; unset ones take ``saved``'s, else the defaults (the radii by the images'
+        ``channels``: grey, MNIST's; colour, CIFAR-10's)."""
+        set_ = given.given()
+        attacks = set_.get("attacks", saved.attacks if saved is not None else DEFAULT_ATTACKS)
+        attacks = (attacks,) if isinstance(attacks, str) else tuple(attacks)  # a lone name: checked as a list
+        eps = set_.get("eps", saved.eps if saved is not None else (COLOUR_EPS if channels == 3 else GREY_EPS))
+        steps = set_.get("steps", saved.steps if saved is not None else DEFAULT_STEPS)
+        if "examples" in set_:
+            examples = set_["examples"]
+        elif saved is not None and uses_art(saved.attacks) == uses_art(attacks):
+            examples = saved.examples
+        else:
+            examples = ART_EXAMPLES if uses_art(attacks) else None
+        return cls(attacks, tuple(eps) if isinstance(eps, list) else eps, steps, examples)
+
+
+def uses_art(attacks: Any) -> bool:
+    return isinstance(attacks, (list, tuple)) and any(name in ART_ATTACKS for name in attacks)
+
+
+def refuse_robust_changes(given: RobustConfig, saved: RobustSettings | None, what: str, directory: Path) -> None:
+    """``--resume`` keeps the robust settings saved (or their absence): another is an error naming
+    ``complement robust``, which evaluates finished runs with any settings."""
+    changes = given.given()
+    if not changes:
+        return
+    if saved is not None:
+        resolved = RobustSettings.resolve(given, None, saved)
+        if resolved == saved:
+            return
+    listed = ", ".join(f"--robust.{key} {value}" for key, value in changes.items())
+    has = f"its saved robust settings ({saved.describe()})" if saved is not None else "no robust evaluation"
+    raise ValueError(
+        f"--resume continues {what} as saved, with {has}; {listed} would change that. Resume without --robust "
+        f"options, then evaluate the finished runs with: complement robust {directory} {listed} "
+        "(it keeps the training and saves the settings for the runs still to finish)"
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..._atomic import write_json
 from ..report.records import RunRecord
-from .config import ResolvedTrainConfig
+from .config import ResolvedTrainConfig, RobustSettings
 
 CONFIG_FILE = "config.json"
 
@@ -27,9 +27,11 @@ class RunSpec:
     task_options: dict[str, Any] = field(default_factory=dict)
     threads: int | str = "auto"  # the setting (runs/threads.py)
     threads_used: int | None = None  # what the run resolved it to, recorded when it starts
+    robust: RobustSettings | None = None  # the adversarial evaluation after training (runs/robust.py), if any
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "train": self.train.to_dict()}
+        robust = None if self.robust is None else self.robust.to_dict()
+        return {**asdict(self), "train": self.train.to_dict(), "robust": robust}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str) -> RunSpec:
@@ -38,6 +40,7 @@ class RunSpec:
             return cls(
                 data["task"], data["method"], int(data["seed"]), train, dict(data.get("task_options") or {}),
                 data.get("threads", "auto"), data.get("threads_used"),
+                RobustSettings.from_saved(data.get("robust"), where),
             )  # fmt: skip
         except (KeyError, TypeError) as error:
             raise ValueError(f"{where}: not a run configuration of this version of complement ({error})") from None

@@ -4,7 +4,10 @@ A run directory holds ``config.json`` (everything needed to rebuild the run: tas
 options, method, seed, train settings), ``status.json`` (:mod:`.status`), Lightning's
 ``logs/metrics.csv`` (CSV logger; TensorBoard too when installed; steps between the
 last checkpoint and a kill appear twice), ``checkpoints/``, ``history.json``,
-``predictions.pt`` and ``record.json``. Every file is written atomically.
+``predictions.pt`` and ``record.json``. Every file is written atomically. With robust settings
+(:mod:`.robust`), the model at the end of training is attacked on the test set before the
+record is written and the run is marked complete; the record's ``wall_time_s`` leaves that
+evaluation out (its own time is in ``record.robust``).
 
 Checkpoints: one at every epoch end, plus one every ``checkpoint_every_n_steps``
 optimizer steps when asked; only the latest of each kind is kept (and the best by
@@ -39,6 +42,7 @@ from ...training.data import resumable_loader
 from ...training.divergence import DivergenceGuard
 from ...training.stepper import DivergenceError
 from ..report.records import RunRecord
+from . import robust
 from .callbacks import EpochLines, Heartbeat, History, SayResumed
 from .checkpoints import CHECKPOINTS, PruneWhenSuperseded, ResumePoint, checkpoint_callbacks, resume_point
 from .files import RunSpec, save_spec
@@ -87,7 +91,7 @@ def fit_run(
         start = time.perf_counter()
         try:
             record = _train_and_predict(task, spec, method, run_dir, progress, resume, jobs)
-            record.wall_time_s = time.perf_counter() - start
+            record.wall_time_s = time.perf_counter() - start - record.robust.get("wall_time_s", 0.0)
             write_json(run_dir / "record.json", record.to_dict())
         except DivergenceError as error:
             write_final_status(run_dir, "diverged", error=str(error))
@@ -153,7 +157,7 @@ def _train_and_predict(
     with atomic_path(run_dir / "predictions.pt") as temporary:
         torch.save(predict(module, test, task.ignore_index), temporary)
     write_json(run_dir / "history.json", history.rows)
-    return RunRecord(
+    record = RunRecord(
         method=spec.method,
         seed=spec.seed,
         history=history.rows,
@@ -164,6 +168,11 @@ def _train_and_predict(
         num_classes=task.num_classes,
         facts=run_facts(task, spec, trainer),
     )
+    if spec.robust is not None:  # the model at the end of training, as tested
+        evaluation = robust.evaluate(module.model, task, spec.robust, spec.seed, robust.evaluation_device(config))
+        print(f"{spec.method}, seed {spec.seed}: {robust.summary(evaluation)}", flush=True)
+        record = robust.apply(record, evaluation)
+    return record
 
 
 def run_facts(task, spec: RunSpec, trainer: pl.Trainer) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..report.records import RunRecord
 from ..tasks.base import Task
-from .config import RESUME_CHANGES, TrainConfig, resumed
+from . import robust as robustness
+from .config import RESUME_CHANGES, RobustConfig, TrainConfig, refuse_robust_changes, resumed
 from .files import RunSpec, check_output_directory, load_spec, new_run_dir, save_spec
 from .lock import directory_lock
 from .methods import get_method
@@ -84,9 +85,11 @@ def start_run(
     out: Path,
     threads: int | str,
     hold: contextlib.ExitStack | None = None,
+    robust: RobustConfig | None = None,
 ) -> tuple[Task, RunSpec, Path]:
-    """A new run's task, settings and directory; everything is checked before the directory is made.
-    With ``hold``, the directory's lock is taken as soon as it exists, and kept by ``hold``."""
+    """A new run's task, settings and directory; everything is checked before the directory is made
+    (the robust settings against the task too). With ``hold``, the directory's lock is taken as soon
+    as it exists, and kept by ``hold``."""
     check_threads(threads)
     task, method = task or DEFAULT_TASK, method or DEFAULT_METHOD
     seed = 0 if seed is None else seed
@@ -96,7 +99,8 @@ def start_run(
     options = dict(task_options or {})
     check_task_options(options)
     built = build_task(task, options, seed)  # validates the task, its options and its data first
-    spec = RunSpec(task, method, seed, train.resolved(built.defaults), options, threads)
+    config = train.resolved(built.defaults)
+    spec = RunSpec(task, method, seed, config, options, threads, robust=robustness.resolve(robust, built))
     run_dir = new_run_dir(Path(out), f"{task}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     if hold is not None:
         hold.enter_context(directory_lock(run_dir))
@@ -112,8 +116,10 @@ def resume_run(
     train: TrainConfig,
     task_options: dict[str, Any] | None,
     threads: int | str,
+    robust: RobustConfig | None = None,
 ) -> tuple[Task, RunSpec]:
-    """An earlier run's task and settings, with only the changes ``--resume`` allows (RESUME_CHANGES).
+    """An earlier run's task and settings, with only the changes ``--resume`` allows (RESUME_CHANGES;
+    the robust settings never change: ``complement robust`` evaluates with others).
     Call it holding the run's lock (:func:`.lock.directory_lock`)."""
     check_threads(threads)
     spec = load_spec(run_dir)
@@ -123,9 +129,11 @@ def resume_run(
         "a run",
         "Start a new run to change them.",
     )
+    refuse_robust_changes(robust or RobustConfig(), spec.robust, "a run", run_dir)
     refuse_if_running(run_dir)
     spec = RunSpec(spec.task, spec.method, spec.seed, resumed(spec.train, train, tuple(RESUME_CHANGES), "a run"),
-                   spec.task_options, threads, spec.threads_used if threads == "auto" else None)  # fmt: skip
+                   spec.task_options, threads, spec.threads_used if threads == "auto" else None,
+                   spec.robust)  # fmt: skip
     built = build_task(spec.task, spec.task_options, spec.seed)
     save_spec(run_dir, spec)
     return built, spec
@@ -142,8 +150,10 @@ def train_run(
     *,
     threads: int | str = "auto",
     progress: bool = False,
+    robust: RobustConfig | None = None,
 ) -> tuple[RunRecord, Path]:
-    """Start (or resume) one run and train it to the end; ``complement fit``. Returns its record and directory.
+    """Start (or resume) one run and train it to the end (and, with ``robust`` settings, evaluate its
+    robustness); ``complement fit``. Returns its record and directory.
 
     An interruption (Ctrl-C, SIGTERM) leaves the run resumable; the exception carries
     ``resume_command``, the command that continues it."""
@@ -154,9 +164,9 @@ def train_run(
             load_spec(run_dir)  # a run directory (clear error otherwise) before its lock file is made there
             hold.enter_context(directory_lock(run_dir))
             hold.enter_context(resume_hint(f"complement fit --resume {shlex.quote(str(run_dir))}"))
-            built, spec = resume_run(run_dir, task, method, seed, train, task_options, threads)
+            built, spec = resume_run(run_dir, task, method, seed, train, task_options, threads, robust)
         else:
-            built, spec, run_dir = start_run(task, method, seed, train, task_options, out, threads, hold)
+            built, spec, run_dir = start_run(task, method, seed, train, task_options, out, threads, hold, robust)
             hold.enter_context(resume_hint(f"complement fit --resume {shlex.quote(str(run_dir))}"))
         from .fit import fit_run  # Lightning is imported only to train
 
