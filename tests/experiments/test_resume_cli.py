@@ -182,7 +182,10 @@ def test_damaged_newest_checkpoint_resumes_from_the_previous_one_and_ends_identi
 
 def start_paused(args: list[str], tmp_path: Path, step: int, marker: Path) -> subprocess.Popen:
     env = {**environment(tmp_path, f"pause:{step}"), "COMPLEMENT_FAULT_MARKER": str(marker)}
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job (CI run with `&`) ignores SIGINT, and the child would inherit that: the CLI keeps
+    # an ignored signal ignored (nohup), so the child gets the default disposition back, as a terminal's would
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip  # noqa: PLW1509
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
