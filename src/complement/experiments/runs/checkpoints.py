@@ -44,18 +44,19 @@ def checkpoint_callbacks(directory: Path, config: ResolvedTrainConfig) -> list[C
 DAMAGED_PREFIX = "damaged-"
 
 
-def _latest_kind(run_dir: Path) -> list[tuple[int, float, Path]]:
+def checkpoints_by_step(run_dir: Path, prefixes: tuple[str, ...] = LATEST_PREFIXES) -> list[tuple[int, float, Path]]:
+    """``(optimizer step, mtime, path)`` of each checkpoint file of ``run_dir`` whose name starts with ``prefixes``."""
     found = []
     for path in (Path(run_dir) / CHECKPOINTS).glob("*.ckpt"):
         match = re.search(r"step=(\d+)", path.name)
-        if match and path.name.startswith(LATEST_PREFIXES) and path.is_file():
+        if match and path.name.startswith(prefixes) and path.is_file():
             found.append((int(match.group(1)), path.stat().st_mtime, path))
     return found
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint with the most optimizer steps (epoch-end or step-interval), if any."""
-    found = _latest_kind(run_dir)
+    found = checkpoints_by_step(run_dir)
     return max(found)[2] if found else None
 
 
@@ -87,7 +88,7 @@ def resume_point(run_dir: Path) -> ResumePoint:
     for checksum in checkpoints.glob(f"*.ckpt{CHECKSUM_SUFFIX}"):  # a kill between the two renames of a save
         if not checksum.with_suffix("").exists():
             checksum.unlink(missing_ok=True)
-    found = [path for _, _, path in sorted(_latest_kind(run_dir), reverse=True)]
+    found = [path for _, _, path in sorted(checkpoints_by_step(run_dir), reverse=True)]
     damaged: list[Path] = []
     for path in found:
         problem = verify_checkpoint(path)
@@ -117,7 +118,7 @@ class PruneWhenSuperseded(pl.Callback):
     def _prune_if_superseded(self) -> None:
         if not self.superseded:
             return
-        newer = {path for _, _, path in _latest_kind(self.run_dir)} - self.superseded
+        newer = {path for _, _, path in checkpoints_by_step(self.run_dir)} - self.superseded
         if newer:
             for path in self.superseded:
                 path.unlink(missing_ok=True)

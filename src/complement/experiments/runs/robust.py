@@ -219,19 +219,15 @@ def summary(robust: dict[str, Any]) -> str:
 
 def final_checkpoint(run_dir: Path) -> Path:
     """The newest epoch-end checkpoint of a finished run: its model at the end of training."""
-    from .checkpoints import CHECKPOINTS
+    from .checkpoints import CHECKPOINTS, checkpoints_by_step
 
-    found = []
-    for path in (Path(run_dir) / CHECKPOINTS).glob("epoch=*.ckpt"):
-        match = re.search(r"step=(\d+)", path.name)
-        if match and path.is_file():
-            found.append((int(match.group(1)), path))
+    found = checkpoints_by_step(run_dir, ("epoch=",))
     if not found:
         raise FileNotFoundError(
             f"{run_dir} has no epoch checkpoint ({CHECKPOINTS}/epoch=*.ckpt): the run's final model is not saved, so "
             "it cannot be evaluated without training it again"
         )
-    return max(found)[1]
+    return max(found)[2]
 
 
 def load_final_model(run_dir: Path, spec: RunSpec, task: Any, record: RunRecord) -> nn.Module:
