@@ -82,6 +82,8 @@ def test_the_card_states_the_defaults_and_sizes_of_the_built_task(name, tmp_path
     task, examples = _build(name, tmp_path, monkeypatch)
     if name == "image_folder":  # max_epochs suits 2,000 training images; a small folder trains longer
         assert task.defaults["max_epochs"] > card.defaults["max_epochs"]
+        # and the adversarial-training radius follows the images found: grey 0.1, colour CIFAR-10's 8/255
+        assert task.defaults.pop("adv_eps") == (0.1 if task.info["image_shape"][0] == 1 else 8 / 255)
         assert {**task.defaults, "max_epochs": card.defaults["max_epochs"]} == dict(card.defaults)
     else:
         assert task.defaults == dict(card.defaults)

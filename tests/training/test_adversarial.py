@@ -179,5 +179,14 @@ def test_trades_with_cot_steps_and_token_batches_are_refused():
         step.step((torch.randint(0, 10, (2, 3)), torch.tensor([0, 1])))
 
 
-def test_the_attack_cost_is_counted():
-    assert AdversarialTraining(steps=10).passes_per_batch == 10
+@pytest.mark.parametrize("kind, mode", [("pgd_at", "off"), ("trades", "off"), ("pgd_at", "alternate")])
+def test_the_counted_passes_are_the_forward_passes_a_step_makes(kind, mode):
+    # what equal-compute accounting relies on: phases + passes_per_batch forward passes a micro-batch
+    model, batches = model_and_batches()
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    config = AdversarialTraining(kind, eps=0.1, steps=4)
+    step = CotStep(model, torch.optim.SGD(model.parameters(), lr=0.1), mode=mode, adversarial=config)
+    step.step(batches[0])
+    phases = 2 if mode == "alternate" else 1
+    assert len(calls) == phases + config.passes_per_batch == {"pgd_at": 5, "trades": 6}[kind] + (mode != "off")

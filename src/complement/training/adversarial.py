@@ -22,7 +22,9 @@ Batches: ``(inputs, target, ...)`` tuples, or dicts holding ``pixel_values`` (Hu
 vision models). Token ids have no pixel space: such batches are refused.
 
 Cost: each attack step is one forward and one backward pass, so a ``pgd_at`` step with 10
-attack steps costs about 11 CE steps (``passes_per_batch``).
+attack steps costs about 11 CE steps, and TRADES' about 12 (the KL term's pass on the
+adversarial inputs); with COT the attack runs once per micro-batch, for both phases
+(``passes_per_batch``).
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ class AdversarialTraining:
 
     @property
     def passes_per_batch(self) -> int:
-        """Forward and backward passes the attack adds per micro-batch (for equal-compute accounting)."""
-        return self.steps
+        """Forward and backward passes adversarial training adds to each micro-batch's step (for
+        equal-compute accounting): the attack's steps, plus for TRADES the pass on the adversarial inputs."""
+        return self.steps + (1 if self.kind == "trades" else 0)
 
 
 def _inputs(batch: Any) -> Tensor:

@@ -22,6 +22,7 @@ from ..._atomic import remove_stale_temporaries, write_json
 from ..report.records import RunRecord
 from . import launch
 from . import robust as robustness
+from .adversarial import adversarial_training
 from .config import ResolvedTrainConfig, RobustConfig, RobustSettings, TrainConfig, refuse_robust_changes, resumed
 from .files import CONFIG_FILE, RunSpec, check_output_directory, load_run_record, load_spec, new_run_dir, save_spec
 from .launch import DEFAULT_TASK, read_settings, refuse_changes, refuse_if_running, resume_hint, run_dir_name
@@ -124,6 +125,8 @@ def start_comparison(
     launch.check_task_options(task_options)
     built = launch.build_task(task, task_options, 0)
     config = train.resolved(built.defaults)
+    for method in methods:
+        adversarial_training(method, config, built)
     settings = robustness.resolve(robust, built)
     directory = new_run_dir(Path(out), f"compare-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
     if hold is not None:
@@ -162,6 +165,11 @@ def resume_comparison(
     seeds = max(saved.seeds, seeds or 0)
     check_methods_and_seeds(methods, seeds)
     config = resumed(saved.train, train, ("checkpoint_every_n_steps",), "a comparison")
+    added_adversarial = [m for m in methods if m not in saved.methods and get_method(m).adversarial is not None]
+    if added_adversarial:  # checked against the task before compare.json takes them
+        built = launch.build_task(saved.task, saved.task_options, 0)
+        for method in added_adversarial:
+            adversarial_training(method, config, built)
     grown = Comparison(saved.directory, saved.task, saved.task_options, methods, seeds, config, saved.command,
                        saved.robust)  # fmt: skip
     grown.save()

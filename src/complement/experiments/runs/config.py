@@ -35,9 +35,14 @@ FALLBACKS: dict[str, Any] = {
     "accelerator": "auto",
     "devices": 1,
     "precision": "32-true",
+    "adv_eps": None,  # an image task's data card gives its radius; other tasks have none
+    "adv_steps": 10,
+    "adv_step_size": None,  # 2.5 adv_eps / adv_steps
+    "trades_beta": 6.0,
 }
 # Settings added after 0.1: a run saved without them ran with these fallbacks.
-ADDED_SINCE_0_1 = ("lr_warmup", "accelerator", "devices", "precision")
+ADDED_SINCE_0_1 = ("lr_warmup", "accelerator", "devices", "precision", "adv_eps", "adv_steps", "adv_step_size",
+                   "trades_beta")  # fmt: skip
 # Changes a resumed run may take: they change how long it trains or how often it is
 # saved, not the run so far. Anything else needs a new run.
 RESUME_CHANGES = {"max_epochs": "to train longer", "checkpoint_every_n_steps": "to checkpoint more or less often"}
@@ -74,6 +79,13 @@ class TrainConfig:
         accelerator: Lightning's accelerator (``auto``: a GPU when there is one).
         devices: how many devices: the harness trains one process on one device.
         precision: Lightning's precision (``16-mixed`` needs a GPU).
+        adv_eps: the L∞ radius, in pixels of [0, 1] images, of the adversarial-training methods
+            (``pgd_at``, ``trades``, ``cot_pgd``); a number or a fraction such as ``8/255``. Default:
+            the task's, from its data card (MNIST 0.3 as Madry et al., CIFAR-10 8/255).
+        adv_steps: PGD steps of their inner maximization (10, the CIFAR-10 papers' setting).
+        adv_step_size: PGD's step, a number or a fraction (default 2.5 adv_eps / adv_steps:
+            2/255 for CIFAR-10's 8/255 and 10 steps).
+        trades_beta: TRADES' weight of its KL term (6, the paper's).
     """
 
     max_epochs: int | None = None
@@ -93,6 +105,10 @@ class TrainConfig:
     accelerator: str | None = None
     devices: int | None = None
     precision: str | None = None
+    adv_eps: float | str | None = None
+    adv_steps: int | None = None
+    adv_step_size: float | str | None = None
+    trades_beta: float | None = None
 
     def resolved(self, defaults: dict[str, Any]) -> ResolvedTrainConfig:
         values: dict[str, Any] = {}
@@ -142,10 +158,15 @@ class ResolvedTrainConfig:
     accelerator: str = "auto"
     devices: int = 1
     precision: str = "32-true"
+    adv_eps: float | None = None
+    adv_steps: int = 10
+    adv_step_size: float | None = None
+    trades_beta: float = 6.0
 
     def __post_init__(self) -> None:
         if self.lr_milestones is not None:  # JSON and YAML give lists; the frozen record keeps a tuple
             object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
+        self._check_adversarial()
         for name in ("max_epochs", "batch_size", "accumulate_grad_batches"):
             _positive_int(name, getattr(self, name))
         _positive_int("checkpoint_every_n_steps", self.checkpoint_every_n_steps, allow_none=True)
@@ -164,6 +185,26 @@ class ResolvedTrainConfig:
         self._check_hardware()
         if self.keep_best is not None and self.keep_best not in BEST_MODES:
             raise ValueError(f"train.keep_best must be one of {sorted(BEST_MODES)} or unset; got {self.keep_best!r}")
+
+    def _check_adversarial(self) -> None:
+        for name in ("adv_eps", "adv_step_size"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                value = parse_eps(value)
+            except ValueError as error:
+                raise ValueError(f"train.{name}: {error}") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ValueError(
+                    f"train.{name} must be a number in (0, 1], in pixels of [0, 1] images (e.g. 0.3 for MNIST, "
+                    f"8/255 for CIFAR-10); got {getattr(self, name)!r}"
+                )
+            object.__setattr__(self, name, float(value))
+        _positive_int("adv_steps", self.adv_steps)
+        beta = self.trades_beta
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"train.trades_beta must be a finite number >= 0 (6 in the TRADES paper); got {beta!r}")
 
     def _check_hardware(self) -> None:
         if self.accelerator not in ACCELERATORS:

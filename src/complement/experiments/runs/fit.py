@@ -43,6 +43,7 @@ from ...training.divergence import DivergenceGuard
 from ...training.stepper import DivergenceError
 from ..report.records import RunRecord
 from . import robust
+from .adversarial import adversarial_training, training_passes_per_batch
 from .callbacks import EpochLines, Heartbeat, History, SayResumed
 from .checkpoints import CHECKPOINTS, PruneWhenSuperseded, ResumePoint, checkpoint_callbacks, resume_point
 from .files import RunSpec, save_spec
@@ -113,7 +114,9 @@ def _train_and_predict(
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     train = resumable_loader(task.train, config.batch_size, seed=spec.seed, collate_fn=task.collate_fn)
     steps_per_epoch = math.ceil(len(train) / config.accumulate_grad_batches)  # COT steps: one per group
-    module = TaskModule(task.build_model(), task.num_classes, task.ignore_index, method, config, steps_per_epoch)
+    adversarial = adversarial_training(spec.method, config, task)
+    module = TaskModule(task.build_model(), task.num_classes, task.ignore_index, method, config, steps_per_epoch,
+                        adversarial)  # fmt: skip
     if resume and spec.threads == "auto" and spec.threads_used is not None:
         threads = spec.threads_used  # the count it started with: another would change the last bits
     else:
@@ -122,7 +125,7 @@ def _train_and_predict(
     save_spec(run_dir, dataclasses.replace(spec, threads_used=threads))
     evaluation = {"batch_size": max(config.batch_size, 256), "collate_fn": task.collate_fn}
     val, test = DataLoader(task.val, **evaluation), DataLoader(task.test, **evaluation)
-    history = History(passes_per_batch=len(module.objective.phases))
+    history = History(passes_per_batch=training_passes_per_batch(len(module.objective.phases), adversarial))
     if resume:
         remove_stale_temporaries(run_dir)  # a kill during a write leaves its temporary file behind
         _keep_earlier_metrics(run_dir)

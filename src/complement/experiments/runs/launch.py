@@ -14,6 +14,7 @@ from typing import Any
 from ..report.records import RunRecord
 from ..tasks.base import Task
 from . import robust as robustness
+from .adversarial import adversarial_training
 from .config import RESUME_CHANGES, RobustConfig, TrainConfig, refuse_robust_changes, resumed
 from .files import RunSpec, check_output_directory, load_spec, new_run_dir, save_spec
 from .lock import directory_lock
@@ -100,6 +101,7 @@ def start_run(
     check_task_options(options)
     built = build_task(task, options, seed)  # validates the task, its options and its data first
     config = train.resolved(built.defaults)
+    adversarial_training(method, config, built)
     spec = RunSpec(task, method, seed, config, options, threads, robust=robustness.resolve(robust, built))
     run_dir = new_run_dir(Path(out), f"{task}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     if hold is not None:

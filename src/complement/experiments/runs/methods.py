@@ -12,7 +12,14 @@
 ``gen_ce``           generalized cross-entropy ``(1 - p_g^q) / q``, q 0.7 (Zhang & Sabuncu, 2018)
 ``mae``              mean absolute error on probabilities, ``2 (1 - p_g)`` (Ghosh et al., 2017)
 ``comp_sum_tau<τ>``  the comp-sum loss with that ``tau`` (Mao, Mohri and Zhong, ICML 2023)
+``pgd_at``           CE on PGD adversarial examples (Madry et al., ICLR 2018)
+``trades``           TRADES: CE + beta KL(clean ‖ adversarial) (Zhang et al., ICML 2019)
+``cot_pgd``          COT with both phases on PGD adversarial examples (as the GCE paper trains)
 ===================  ===================================================================
+
+The adversarial methods (image tasks only) take their radius, steps, step size and TRADES'
+beta from the run's ``train.adv_*`` settings (the radius from the task's data card by
+default); their attack's forward/backward passes count in the run's passes (equal compute).
 
 The comp-sum methods carry their ``tau`` in the name, so that a comparison can hold several
 (the paper compares the family over ``tau``): ``comp_sum_tau0`` (sum-exponential),
@@ -38,13 +45,14 @@ from typing import Any
 @dataclass(frozen=True)
 class Method:
     """How a run trains: COT's ``mode``, the primary loss (a registered name) and its keyword
-    arguments, and the epochs' factor (``ce_2x``)."""
+    arguments, the epochs' factor (``ce_2x``) and the adversarial training, if any."""
 
     mode: str = "off"
     primary_loss: str = "cross_entropy"
     epoch_factor: int = 1
     summary: str = ""
     primary_loss_kwargs: dict[str, Any] | None = None
+    adversarial: str | None = None  # an AdversarialTraining kind: pgd_at or trades
 
 
 METHODS: dict[str, Method] = {
@@ -58,6 +66,9 @@ METHODS: dict[str, Method] = {
     "focal": Method("off", "focal", summary="focal loss, gamma 2"),
     "gen_ce": Method("off", "generalized_cross_entropy", summary="generalized cross-entropy, q 0.7 (comp-sum)"),
     "mae": Method("off", "mean_absolute_error", summary="mean absolute error on probabilities (comp-sum)"),
+    "pgd_at": Method("off", summary="CE on PGD adversarial examples (Madry et al.)", adversarial="pgd_at"),
+    "trades": Method("off", summary="TRADES: CE + beta KL to PGD examples (Zhang et al.)", adversarial="trades"),
+    "cot_pgd": Method("alternate", summary="COT, both steps on PGD adversarial examples", adversarial="pgd_at"),
 }
 
 COMP_SUM_PATTERN = "comp_sum_tau<τ>"

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ...metrics import flatten_kept
+from ...training.adversarial import AdversarialTraining
 from ...training.lightning_module import CotModule
 from .config import ResolvedTrainConfig
 from .methods import Method
@@ -25,6 +26,7 @@ class TaskModule(CotModule):
         method: Method,
         config: ResolvedTrainConfig,
         steps_per_epoch: int | None = None,
+        adversarial: AdversarialTraining | None = None,
     ):
         super().__init__(
             mode=method.mode,
@@ -34,6 +36,7 @@ class TaskModule(CotModule):
             ignore_index=ignore_index,
             num_classes=num_classes,
             accumulate_grad_batches=config.accumulate_grad_batches,
+            adversarial=adversarial,
         )
         self.model = model
         self.config = config

@@ -46,23 +46,33 @@ ATTACK_BATCH = 256
 COMPARE_FILE = "compare.json"  # comparison.py's (not imported: it imports this module)
 
 
-def pixel_normalization(task: Any) -> tuple[list[float], list[float]]:
-    """The per-channel ``(mean, std)`` that map the task's inputs back to pixels; a clear error for a task
-    without pixels (text, tokens) or without a recorded normalization."""
+def _fix(what: str) -> str:
+    """What to do when ``what`` (``--robust`` or an adversarial method) meets a task without pixels."""
+    return (
+        "drop the --robust options for this task"
+        if what == "--robust"
+        else "choose a method without adversarial training"
+    )
+
+
+def pixel_normalization(task: Any, what: str = "--robust") -> tuple[list[float], list[float]]:
+    """The per-channel ``(mean, std)`` that map the task's inputs back to pixels; a clear error, naming
+    ``what`` asked for pixels, for a task without them (text, tokens) or without a recorded normalization."""
     name, kind = getattr(task, "name", "?"), getattr(task, "kind", None)
+    fix = _fix(what)
     if kind != "image":
         raise ValueError(
-            f"--robust: task {name!r} is a {kind} task; its inputs are token ids, with no pixel space for an L∞ "
-            "attack in pixels. Robust accuracy is for image tasks (mnist, fashion_mnist, cifar10, digits, "
-            "image_folder): drop the --robust options for this one."
+            f"{what}: task {name!r} is a {kind} task; its inputs are token ids, with no pixel space for an L∞ "
+            "attack in pixels. Attacks and adversarial training are for image tasks (mnist, fashion_mnist, cifar10, "
+            f"digits, image_folder): {fix}."
         )
     info = getattr(task, "info", None) or {}
     mean, std = info.get("mean"), info.get("std")
     if mean is None or std is None:
         raise ValueError(
-            f"--robust: task {name!r} records no pixel normalization (info 'mean' and 'std'), so its inputs cannot "
+            f"{what}: task {name!r} records no pixel normalization (info 'mean' and 'std'), so its inputs cannot "
             "be mapped back to pixels in [0, 1]: record the per-channel mean and std its images were normalized "
-            "with in Task.info, or drop the --robust options"
+            f"with in Task.info, or {fix}"
         )
     return [float(m) for m in mean], [float(s) for s in std]
 
@@ -72,32 +82,37 @@ def channels(task: Any) -> int | None:
     return int(shape[0]) if isinstance(shape, (list, tuple)) and shape else None
 
 
+def to_pixels(task: Any, x: Any, what: str = "--robust", split: str = "test") -> Tensor:
+    """The task's normalized image inputs ``x`` as pixels in ``[0, 1]``; a clear error, naming ``what``
+    needs pixels, when they are no images or fall outside ``[0, 1]`` (e.g. sentence embeddings)."""
+    mean, std = pixel_normalization(task, what)
+    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != len(mean):
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(
+            f"{what}: the {split} inputs of task {task.name!r} are not images (N, {len(mean)}, H, W) with its "
+            f"{len(mean)}-channel normalization; got {got}"
+        )
+    shape = (1, len(mean), 1, 1)
+    pixels = x.float() * torch.tensor(std).view(shape) + torch.tensor(mean).view(shape)
+    low, high = float(pixels.min()), float(pixels.max())
+    if low < -PIXEL_TOLERANCE or high > 1 + PIXEL_TOLERANCE:
+        raise ValueError(
+            f"{what}: the {split} inputs of task {task.name!r} are not images in [0, 1] once its normalization is "
+            f"undone (values in [{low:.3g}, {high:.3g}]), so an L∞ radius in pixels means nothing for them "
+            f"(e.g. sentence embeddings); {_fix(what)}"
+        )
+    return pixels.clamp(0.0, 1.0)
+
+
 def pixel_batches(
     task: Any, settings: RobustSettings, device: str | torch.device = "cpu"
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """The first ``settings.examples`` test examples (all when None) as ``(pixels in [0, 1], target)`` batches."""
-    mean, std = pixel_normalization(task)
-    shape = (1, len(mean), 1, 1)
-    mean_t, std_t = torch.tensor(mean).view(shape), torch.tensor(std).view(shape)
     test = task.test
     count = len(test) if settings.examples is None else min(settings.examples, len(test))
     loader = DataLoader(Subset(test, range(count)), batch_size=ATTACK_BATCH, collate_fn=task.collate_fn)
     for x, y in loader:
-        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != len(mean):
-            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(
-                f"--robust: the test inputs of task {task.name!r} are not images (N, {len(mean)}, H, W) with its "
-                f"{len(mean)}-channel normalization; got {got}"
-            )
-        pixels = x.float() * std_t + mean_t
-        low, high = float(pixels.min()), float(pixels.max())
-        if low < -PIXEL_TOLERANCE or high > 1 + PIXEL_TOLERANCE:
-            raise ValueError(
-                f"--robust: the test inputs of task {task.name!r} are not images in [0, 1] once its normalization is "
-                f"undone (values in [{low:.3g}, {high:.3g}]), so an L∞ radius in pixels means nothing for them "
-                "(e.g. sentence embeddings); drop the --robust options for this task"
-            )
-        yield pixels.clamp(0.0, 1.0).to(device), y.to(device)
+        yield to_pixels(task, x).to(device), y.to(device)
 
 
 def check_task(task: Any, settings: RobustSettings) -> None:

@@ -75,9 +75,16 @@ def _size(size: Size) -> str:
     return f"{size:.0%}" if isinstance(size, float) else f"{size:,}"
 
 
+def _value(value: Any) -> str:
+    """A default as the table shows it: a radius of whole grey levels as a fraction (8/255)."""
+    if isinstance(value, float) and 0 < value < 0.1 and abs(value * 255 - round(value * 255)) < 1e-9:
+        return f"{round(value * 255)}/255"
+    return str(value)
+
+
 def _defaults(defaults: Mapping[str, Any]) -> str:
     keys = [*DEFAULT_KEYS, *sorted(set(defaults) - set(DEFAULT_KEYS))]
-    return ", ".join(f"{key}={defaults[key]}" for key in keys)
+    return ", ".join(f"{key}={_value(defaults[key])}" for key in keys)
 
 
 def cards_table() -> str:

@@ -89,7 +89,7 @@ CIFAR10 = DataCard(
     train=45_000,
     val=5_000,
     test=10_000,
-    defaults=PAPER_RECIPE,
+    defaults={**PAPER_RECIPE, "adv_eps": 8 / 255},  # adversarial training: Madry et al.'s CIFAR-10 radius
 )
 
 

@@ -237,7 +237,8 @@ FASHION_MNIST = DataCard(
     train=20_000,
     val=5_000,
     test=FIXED_TEST,
-    defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 128, "max_epochs": 8, "weight_decay": 0.0},
+    # adv_eps: 0.1, the radius the Fashion-MNIST robustness literature uses (MNIST's 0.3 leaves it no accuracy)
+    defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 128, "max_epochs": 8, "weight_decay": 0.0, "adv_eps": 0.1},
 )
 DEFAULT_WIDTH = {"mlp": 256, "cnn": 16}
 
