@@ -4,6 +4,7 @@
     python scripts/results.py mnist fashion_mnist  # some experiments; the others keep their last results
     python scripts/results.py --list               # the experiments, their seeds and commands
     python scripts/results.py --collect-only       # only rebuild docs/results.md from finished comparisons
+    python scripts/results.py --robustness         # the robustness experiments (their own part of the page)
 
 Each experiment writes runs/results/<experiment>/compare-<task>-<time>/ (report.md, records.json,
 figures, runs). Safe to kill: run it again and an unfinished comparison is finished with
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from complement.experiments.cli import main as complement
 from complement.experiments.report.records import load_records
+from complement.experiments.report.robust import FIGURE_NAME, ROBUST_TITLE
 from complement.experiments.report.statistics import PairedComparison, format_difference, paired_comparisons
 from complement.experiments.report.tables import Stat, by_method
 from complement.experiments.report.verdict import summary_phrase
@@ -92,8 +94,43 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
+# Robustness (issue 21): clean, FGSM, PGD-20 (CE and DLR) and ART's AutoAttack on the first 200 test images
+# (AutoAttack costs about 1 s an image on a CPU), at the literature's radii; adversarial training at the task's
+# card radius, PGD-10. The comp-sum taus: 0 sum-exponential, 0.5, 2 (1 - p_y, MAE / 2); 1 is CE itself.
+ATTACKS = ("--robust.attacks", "[fgsm, pgd, pgd_dlr, autoattack]", "--robust.examples", "200")
+ROBUST_METHODS = "[ce, ce_2x, cot, gce, comp_sum_tau0, comp_sum_tau0.5, comp_sum_tau2, pgd_at, trades, cot_pgd]"
+ROBUST_EXPERIMENTS: dict[str, Experiment] = {
+    "robust_digits": Experiment(
+        "digits (8×8), MLP, Adam, one optimizer; trained at ε 0.1",
+        ("digits", *ATTACKS, "--robust.eps", "[0.05, 0.1, 0.2]"),
+        methods=ROBUST_METHODS,
+    ),
+    "robust_digits_separate": Experiment(
+        "digits (8×8), MLP, Adam, two optimizers; trained at ε 0.1",
+        ("digits", *SEPARATE, *ATTACKS, "--robust.eps", "[0.05, 0.1, 0.2]"),
+        methods="[ce, cot, cot_pgd]",
+    ),
+    # an MLP has no capacity for Madry et al.'s 0.3 (PGD-AT at 0.3: 63.8% clean, seed 0), so it trains at 0.1
+    "robust_mnist": Experiment(
+        "MNIST-5k, MLP, Adam, one optimizer; trained at ε 0.1",
+        ("mnist", "--task_options", MLP, "--train.adv_eps", "0.1", *ATTACKS, "--robust.eps", "[0.1, 0.2, 0.3]"),
+        methods=ROBUST_METHODS,
+    ),
+    "robust_fashion_mnist": Experiment(
+        "Fashion-MNIST, MLP, Adam, one optimizer; trained at ε 0.1",
+        ("fashion_mnist", *ATTACKS, "--robust.eps", "[0.05, 0.1, 0.2]"),
+        methods=ROBUST_METHODS,
+    ),
+}
+ROBUST_START, ROBUST_END = "<!-- robustness -->", "<!-- /robustness -->"
+
+
+def experiment(name: str) -> Experiment:
+    return EXPERIMENTS[name] if name in EXPERIMENTS else ROBUST_EXPERIMENTS[name]
+
+
 def command_for(name: str) -> list[str]:
-    e = EXPERIMENTS[name]
+    e = experiment(name)
     return ["complement", "compare", "--task", *e.args, "--methods", e.methods, "--seeds", str(e.seeds),
             "--jobs", str(e.jobs), "--out", _shown(OUT / name), "--progress", "false"]  # fmt: skip
 
@@ -160,13 +197,13 @@ def section(name: str, folder: Path) -> str:
     command = text.split("```bash\n", 1)[1].split("\n```", 1)[0].replace(f"{ROOT}/", "")
     parts = []
     for heading in ("## Verdict", "## The runs", "## Test metrics", "## Paired differences", "## Convergence",
-                    "## Equal-compute baseline"):  # fmt: skip
+                    "## Equal-compute baseline", f"## {ROBUST_TITLE}"):  # fmt: skip
         start = text.find(heading)
         if start < 0:
             continue
         end = text.find("\n## ", start + 1)
         parts.append("#" + text[start : end if end > 0 else None].strip())  # one level down
-    return f"## {name}\n\n{EXPERIMENTS[name].title}. Command: `{command}`\n\n" + "\n\n".join(parts) + "\n"
+    return f"## {name}\n\n{experiment(name).title}. Command: `{command}`\n\n" + "\n\n".join(parts) + "\n"
 
 
 SUMMARY_HEAD = """\
@@ -207,24 +244,54 @@ def collect() -> None:
     print(f"wrote {DOC} ({len(rows)} experiments; not run: {missing or 'none'})")
 
 
+def collect_robustness() -> None:
+    """Rebuild the robustness part of docs/results.md (between its markers) from the robustness experiments,
+    leaving the rest of the page as it is."""
+    sections, missing = [], []
+    for name in ROBUST_EXPERIMENTS:
+        folder = newest_finished(name)
+        if folder is None:
+            missing.append(name)
+            continue
+        text = section(name, folder).replace("## ", "### ").replace("\n### ", "\n#### ")
+        figure = folder / "figures" / FIGURE_NAME
+        if figure.exists():
+            FIGURES.mkdir(parents=True, exist_ok=True)
+            (FIGURES / f"{name}_{FIGURE_NAME}").write_bytes(figure.read_bytes())
+            text += f"\n![Worst-case accuracy against ε, {name}](figures/{name}_{FIGURE_NAME})\n"
+        sections.append(text)
+    page = DOC.read_text()
+    if ROBUST_START not in page or ROBUST_END not in page:
+        raise SystemExit(f"{DOC} has no {ROBUST_START} ... {ROBUST_END} block for the robustness sections")
+    head, rest = page.split(ROBUST_START, 1)
+    tail = rest.split(ROBUST_END, 1)[1]
+    note = [f"Not run yet: {', '.join(f'`{m}`' for m in missing)}.", ""] if missing else []
+    block = "\n".join(["", *note, *sections, ""])
+    DOC.write_text(head + ROBUST_START + "\n" + block + ROBUST_END + tail)
+    print(f"wrote the robustness part of {DOC} ({len(sections)} experiments; not run: {missing or 'none'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiments", nargs="*", help=f"some of {list(EXPERIMENTS)}; default all")
+    parser.add_argument("experiments", nargs="*", help=f"some of {[*EXPERIMENTS, *ROBUST_EXPERIMENTS]}; default all")
     parser.add_argument("--collect-only", action="store_true")
     parser.add_argument("--rerun", action="store_true", help="start finished experiments afresh")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--robustness", action="store_true", help="the robustness experiments (default: the others)")
     args = parser.parse_args()
-    unknown = [e for e in args.experiments if e not in EXPERIMENTS]
+    chosen = ROBUST_EXPERIMENTS if args.robustness else EXPERIMENTS
+    unknown = [e for e in args.experiments if e not in chosen]
     if unknown:
-        raise SystemExit(f"unknown experiments {unknown}; choose from {list(EXPERIMENTS)}")
+        hint = "" if args.robustness else " (robustness experiments need --robustness)"
+        raise SystemExit(f"unknown experiments {unknown}; choose from {list(chosen)}{hint}")
     if args.list:
-        for name in EXPERIMENTS:
+        for name in chosen:
             print(f"{name}: {' '.join(shlex.quote(c) for c in command_for(name))}")
         return
     if not args.collect_only:
-        for name in args.experiments or list(EXPERIMENTS):
+        for name in args.experiments or list(chosen):
             run_experiment(name, args.rerun)
-    collect()
+    collect_robustness() if args.robustness else collect()
 
 
 if __name__ == "__main__":
