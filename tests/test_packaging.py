@@ -43,7 +43,7 @@ def test_the_package_ships_its_types_and_configs():
     data = PYPROJECT["tool"]["setuptools"]["package-data"]
     assert "py.typed" in data["complement"] and (ROOT / "src/complement/py.typed").is_file()
     assert data["complement.experiments.configs"] == ["*.yaml"]
-    assert {"mnist", "mnist_noisy", "paper_cifar10", "tweets"} <= set(shipped_configs())
+    assert {"cifar10_adversarial", "mnist", "mnist_noisy", "paper_cifar10", "tweets"} <= set(shipped_configs())
     # the repository's configs/ is the shipped folder itself, so the two never drift apart
     assert (ROOT / "configs").resolve() == (ROOT / "src/complement/experiments/configs").resolve()
 

@@ -27,8 +27,9 @@ use fixed constants; the first convolution and batch norm absorb the difference)
 Training images are augmented as in the authors' code: a random crop of the image padded
 with 4 black pixels (:class:`~.transforms.RandomCrop`), then a random horizontal flip.
 
-The model is PreAct ResNet-18 (:mod:`.resnet`); ``model="cnn"`` takes the small CNN of
-the other image tasks instead, for a quick look on a CPU. The defaults are the paper's
+The model is PreAct ResNet-18 (:mod:`.resnet`); ``model="wrn34_10"`` takes WRN-34-10
+(:mod:`.wide_resnet`), the adversarial-training papers' network, and ``model="cnn"`` the
+small CNN of the other image tasks, for a quick look on a CPU. The defaults are the paper's
 recipe: SGD (momentum 0.9) with lr 0.1, weight decay 1e-4, batch 128, 200 epochs, lr
 divided by 10 after epochs 100 and 150, COT with two optimizers (``configs/paper_cifar10.yaml``).
 Harder variants (``label_noise``, ``imbalance``, ``few_shot``) work as for the other image tasks.
@@ -53,6 +54,7 @@ from .models import SmallCNN
 from .resnet import preact_resnet18
 from .splits import split_classification
 from .transforms import Compose, RandomCrop, RandomHorizontalFlip, channel_stats, normalize
+from .wide_resnet import wrn34_10
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
@@ -62,7 +64,7 @@ IMAGE_SHAPE = (3, 32, 32)
 RECORD_BYTES = 1 + 3 * 32 * 32  # one label byte, then the red, green and blue planes
 # the python version's files: pickled, never read
 PICKLED_FILES = ("data_batch_1", "test_batch", "batches.meta")
-MODELS = ("preact_resnet18", "cnn")
+MODELS = ("preact_resnet18", "wrn34_10", "cnn")
 CROP_PAD = 4
 DOWNLOAD = (
     "download the binary version, cifar-10-binary.tar.gz, from https://www.cs.toronto.edu/~kriz/cifar.html, "
@@ -227,6 +229,8 @@ def cifar10(
     factory: Callable[[], nn.Module]
     if model == "preact_resnet18":
         factory = functools.partial(preact_resnet18, num_classes, IMAGE_SHAPE[0])
+    elif model == "wrn34_10":
+        factory = functools.partial(wrn34_10, num_classes, IMAGE_SHAPE[0])
     else:
         factory = functools.partial(SmallCNN, IMAGE_SHAPE[0], num_classes, IMAGE_SHAPE[1:], width)
     return Task(

@@ -115,7 +115,7 @@ TASK_OPTION_HELP: dict[str, dict[str, str]] = {
         "val_size": "validation images held out of the training files: a count or a fraction",
         "test_size": "test images of the official test set: a count or a fraction (null: all 10,000)",
         "augment": "random crops (4 pixels of padding) and horizontal flips of the training images",
-        "model": "the model: preact_resnet18 or cnn (the small CNN, quick on a CPU)",
+        "model": "the model: preact_resnet18, wrn34_10 (adversarial training's) or cnn (the small CNN, quick on a CPU)",
         "width": "channels of the small CNN's first layer (model cnn only)",
     },
     "fashion_mnist": {
