@@ -351,9 +351,9 @@ def test_paper_config_runs_end_to_end_through_the_cli(cifar_dir, tmp_path):
 def test_adversarial_config_trains_each_method_one_step_through_the_cli(cifar_dir, tmp_path):
     folder, _ = cifar_dir
     out = tmp_path / "runs"
-    # the real config, cut to one step of 10 images (one a class) a method, PGD-2 and a quick evaluation of 10 test images
-    # (the config's autoattack is ART's, tested on its own; a PreAct ResNet-18 PGD-10 step at batch 128 takes
-    # ~90 s on a 2-core CPU)
+    # the real config, cut to one step of 10 images (one a class) a method, PGD-2 and a quick evaluation of 10
+    # test images (the config's autoattack is ART's, tested on its own; a PGD-10 step costs about 11 times a
+    # PreAct ResNet-18 CE step, ~8 s at batch 128 on a 2-core CPU)
     args = [
         sys.executable, "-m", "complement.experiments.cli", "compare", "--config", str(ADVERSARIAL_CONFIG),
         "--task_options", f"{{data_dir: {folder}, val_size: 10, train_size: 10, test_size: 10}}",

@@ -71,3 +71,29 @@ def test_finished_comparisons_are_kept_and_unfinished_ones_resumed(results, monk
     assert calls[0][:2] == ["compare", "--resume"] and calls[0][2].endswith("compare-digits-20261125-100000")
     assert calls[1][:3] == ["compare", "--task", "tweets"] and "--seeds 3 --jobs 1" in " ".join(calls[1])
     assert calls[2][:3] == ["compare", "--task", "mnist"] and len(calls) == 3
+
+
+def test_the_robustness_part_is_rebuilt_between_its_markers_and_the_rest_is_kept(results):
+    page = "# Results\n\nintro\n\n<!-- robustness -->\nold robustness text\n<!-- /robustness -->\n\nafter\n"
+    results.DOC.write_text(page)
+    folder = results.OUT / "robust_digits" / "compare-digits-20261205-100000"
+    fake_comparison(folder, 0.0)
+    report = (folder / "report.md").read_text() + "\n## Robust accuracy\n\nrobust table\n"
+    (folder / "report.md").write_text(report)
+    (folder / "figures").mkdir()
+    (folder / "figures" / "robust_accuracy.png").write_bytes(b"png")
+    results.collect_robustness()
+    doc = results.DOC.read_text()
+    assert doc.startswith("# Results\n\nintro\n\n<!-- robustness -->\n") and doc.endswith(
+        "<!-- /robustness -->\n\nafter\n"
+    )
+    assert "old robustness text" not in doc
+    assert "### robust_digits" in doc and "#### Robust accuracy" in doc and "robust table" in doc
+    assert "(figures/robust_digits_robust_accuracy.png)" in doc
+    assert (results.FIGURES / "robust_digits_robust_accuracy.png").read_bytes() == b"png"
+    assert "Not run yet: `robust_digits_separate`, `robust_mnist`, `robust_fashion_mnist`." in doc
+    results.collect_robustness()  # again: the same page
+    assert results.DOC.read_text() == doc
+    results.DOC.write_text("# Results\n")
+    with pytest.raises(SystemExit, match="no <!-- robustness --> ... <!-- /robustness --> block"):
+        results.collect_robustness()
