@@ -47,8 +47,8 @@ def test_help_shows_each_options_choices_and_real_default(capsys):
         (["fit", "--seed", "x"], "complement: error: --seed takes an integer; got 'x'"),
         (
             ["fit", "--train.lr_milestones", "[3, x]"],
-            "complement: error: --train.lr_milestones takes a list of integers; got \"[3, 'x']\", "
-            "e.g. --train.lr_milestones '[100, 150]' (or 100 150)",
+            "complement: error: --train.lr_milestones takes a list of epochs or of fractions of the run; got 'x', "
+            "e.g. --train.lr_milestones '[100, 150]' (or 100 150; fractions of the run: '[0.5, 0.75]')",
         ),
         (["fit", "--nope", "1"], "complement: error: unrecognized arguments: --nope 1"),
         (["fot"], "complement: error: argument subcommand: invalid choice: 'fot'"),
@@ -70,7 +70,7 @@ def test_list_values_may_be_given_space_separated():
 
 
 def test_space_separated_milestones_reach_the_run(blobs, tmp_path):
-    schedule = ["--train.lr_schedule", "step", "--train.lr_milestones", "1", "2", "--train.max_epochs", "2"]
+    schedule = ["--train.lr_schedule", "step", "--train.lr_milestones", "1", "2", "--train.max_epochs", "3"]
     main([*FIT, *schedule, "--out", str(tmp_path)])
     saved = json.loads((one_run(tmp_path) / "config.json").read_text())["train"]
     assert saved["lr_milestones"] == [1, 2]

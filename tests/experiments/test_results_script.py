@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -97,3 +98,23 @@ def test_the_robustness_part_is_rebuilt_between_its_markers_and_the_rest_is_kept
     results.DOC.write_text("# Results\n")
     with pytest.raises(SystemExit, match="no <!-- robustness --> ... <!-- /robustness --> block"):
         results.collect_robustness()
+
+
+def test_every_step_schedule_of_the_experiments_decays_within_its_run(results):
+    # MNIST's SGD rows had milestones [8, 11] in 8 epochs: the learning rate never decayed
+    from complement.experiments.tasks.options import train_defaults
+
+    checked = 0
+    for name, experiment in {**results.EXPERIMENTS, **results.ROBUST_EXPERIMENTS}.items():
+        args = list(experiment.args)
+        if "--train.lr_milestones" not in args:
+            continue
+        milestones = json.loads(args[args.index("--train.lr_milestones") + 1])
+        given = args[args.index("--train.max_epochs") + 1] if "--train.max_epochs" in args else None
+        epochs = int(given) if given is not None else train_defaults(args[0])["max_epochs"]
+        for factor in (1, 2):  # ce_2x trains twice the epochs
+            total = epochs * factor
+            at = [m * factor if isinstance(m, int) else round(m * total) for m in milestones]
+            assert all(0 < m < total for m in at), (name, milestones, total)
+        checked += 1
+    assert checked >= 4  # the SGD rows of MNIST-5k and Fashion-MNIST

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
 import json
@@ -251,7 +252,12 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
     [
         ("cot", ["--train.lr_schedule", "step", "--train.lr_milestones", "[1]", "--train.lr_gamma", "0.5"], 0.005),
         ("ce_2x", ["--train.lr_schedule", "step", "--train.lr_milestones", "[1]", "--train.lr_gamma", "0.5"], 0.005),
-        ("ce", ["--train.lr_schedule", "step", "--train.lr_milestones", "[3]"], 0.01),  # not reached in 2 epochs
+        # fractions of the run: ce_2x's 4 epochs halve after 2 and 3
+        (
+            "ce_2x",
+            ["--train.lr_schedule", "step", "--train.lr_milestones", "[0.5, 0.75]", "--train.lr_gamma", "0.5"],
+            0.0025,
+        ),
         ("cot", ["--train.lr_schedule", "cosine"], 0.0),  # cosine ends at 0
     ],
 )
@@ -262,8 +268,25 @@ def test_lr_schedules_step_by_epoch_and_stretch_with_ce_2x(blobs, tmp_path, meth
     saved = torch.load(latest_checkpoint(run), weights_only=True)
     rates = [state["param_groups"][0]["lr"] for state in saved["optimizer_states"]]
     assert rates == pytest.approx([expected] * (2 if method == "cot" else 1), abs=1e-12)
-    if method == "ce_2x":  # 4 epochs: the milestone at 1 became 2, so one halving
-        assert saved["lr_schedulers"][0]["milestones"] == {2: 1}
+    if method == "ce_2x":  # 4 epochs: the milestone at 1 became 2, so one halving; the fractions fall at 2 and 3
+        assert saved["lr_schedulers"][0]["milestones"] == ({2: 1, 3: 1} if "[0.5, 0.75]" in schedule else {2: 1})
+
+
+def lr_trace(run) -> list[float]:
+    """The learning rate of each epoch, from the run's logs/metrics.csv (``lr-SGD``, logged at each epoch's start)."""
+    with open(run / "logs" / "metrics.csv", newline="") as file:
+        return [float(row["lr-SGD"]) for row in csv.DictReader(file) if row.get("lr-SGD")]
+
+
+@pytest.mark.parametrize("method, epochs", [("ce", 8), ("ce_2x", 16), ("cot", 8)])
+def test_a_fractional_step_schedule_decays_within_every_run_length(blobs, tmp_path, method, epochs):
+    # the learning-rate trace through the CLI: decay after 1/2 and 3/4 of the run, whatever its length
+    main([*FIT, "--method", method, "--train.max_epochs", "8", "--train.optimizer", "sgd", "--train.lr", "0.1",
+          "--train.lr_schedule", "step", "--train.lr_milestones", "[0.5, 0.75]", "--out", str(tmp_path)])  # fmt: skip
+    trace = lr_trace(one_run(tmp_path))
+    half, three_quarters = epochs // 2, epochs * 3 // 4
+    expected = [0.1] * half + [0.01] * (three_quarters - half) + [0.001] * (epochs - three_quarters)
+    assert trace == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
@@ -271,7 +294,14 @@ def test_lr_schedules_step_by_epoch_and_stretch_with_ce_2x(blobs, tmp_path, meth
     [
         (["--train.lr_schedule", "step"], "needs train.lr_milestones"),
         (["--train.lr_schedule", "cosine", "--train.lr_milestones", "[2]"], "apply to lr_schedule step"),
-        (["--train.lr_schedule", "step", "--train.lr_milestones", "[3, 2]"], "increasing epochs"),
+        (["--train.lr_schedule", "step", "--train.lr_milestones", "[3, 2]"], "must be increasing"),
+        # a milestone the run never reaches (2 epochs): the learning rate would never decay
+        (["--train.lr_schedule", "step", "--train.lr_milestones", "[1, 2]"], r"\[2\] fall at or after the run's last"),
+        (
+            ["--train.lr_schedule", "step", "--train.lr_milestones", "[0.5, 1.5]"],
+            r"fractions of the run's epochs are in",
+        ),
+        (["--train.lr_schedule", "step", "--train.lr_milestones", "[1, 0.5]"], "entries .* must be an integer >= 1"),
         (["--train.lr_schedule", "linear"], "lr_schedule must be one of"),
         (["--train.lr_schedule", "step", "--train.lr_milestones", "[2]", "--train.lr_gamma", "2"], "lr_gamma must be"),
     ],

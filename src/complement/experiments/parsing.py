@@ -71,7 +71,7 @@ UNSET_MEANS: dict[str, str] = {
 # accept `--methods ce cot` as `--methods '[ce, cot]'`
 LIST_OPTIONS = ("--train.lr_milestones", "--methods", "--robust.attacks", "--robust.eps")
 EXAMPLES = {
-    "train.lr_milestones": "--train.lr_milestones '[100, 150]' (or 100 150)",
+    "train.lr_milestones": "--train.lr_milestones '[100, 150]' (or 100 150; fractions of the run: '[0.5, 0.75]')",
     "methods": "--methods '[ce, cot]' (or ce cot)",
     "robust.attacks": "--robust.attacks '[fgsm, pgd]' (or fgsm pgd)",
     "robust.eps": "--robust.eps '[0.1, 0.2, 0.3]' (or 0.1 0.2 0.3, or 8/255)",
@@ -129,7 +129,8 @@ def join_list_values(argv: Sequence[str]) -> list[str]:
 
 
 _FRIENDLY = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-             "list[int]": "a list of integers", "list[str]": "a list of names", "Path": "a path"}  # fmt: skip
+             "list[int]": "a list of integers", "list[str]": "a list of names", "Path": "a path",
+             "list[int | float]": "a list of epochs or of fractions of the run"}  # fmt: skip
 
 
 def one_line(error: Exception) -> str:

@@ -26,7 +26,7 @@ SETTINGS = {
     "lr": "learning rate",
     "weight_decay": "weight decay",
     "lr_schedule": "learning-rate schedule",
-    "lr_milestones": "schedule milestones (epochs)",
+    "lr_milestones": "schedule milestones (epochs, or fractions of the run)",
     "lr_gamma": "schedule factor (gamma)",
     "max_epochs": "epochs (max_epochs)",
     "batch_size": "batch size",

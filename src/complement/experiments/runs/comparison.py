@@ -125,6 +125,7 @@ def start_comparison(
     launch.check_task_options(task_options)
     built = launch.build_task(task, task_options, 0)
     config = train.resolved(built.defaults)
+    config.check_milestones_apply()
     for method in methods:
         adversarial_training(method, config, built)
     settings = robustness.resolve(robust, built)

@@ -71,7 +71,10 @@ class TrainConfig:
         lr_schedule: ``none``, ``step`` (multiply the learning rate by ``lr_gamma`` at each epoch of
             ``lr_milestones``, as the COT paper's 100 and 150 of 200), ``cosine`` (to 0 over the run)
             or ``warmup_linear`` (see ``lr_warmup``). For ``ce_2x`` the schedule stretches with the epochs.
-        lr_milestones: the epochs (1-based counts of finished epochs) of a ``step`` schedule.
+        lr_milestones: when a ``step`` schedule decays: epochs (1-based counts of finished epochs,
+            e.g. ``[100, 150]``), or fractions of the run's epochs in (0, 1) (``[0.5, 0.75]``: after
+            half and three quarters of training, whatever ``max_epochs``, ``ce_2x`` included). A
+            milestone at or after the last epoch would never apply and is refused.
         lr_gamma: the factor of a ``step`` schedule.
         lr_warmup: the fraction of the run's optimizer steps over which ``warmup_linear`` raises the
             learning rate linearly from 0, before it falls linearly to 0 at the end
@@ -99,7 +102,7 @@ class TrainConfig:
     checkpoint_every_n_steps: int | None = None
     keep_best: str | None = None
     lr_schedule: str | None = None
-    lr_milestones: list[int] | None = None
+    lr_milestones: list[int | float] | None = None
     lr_gamma: float | None = None
     lr_warmup: float | None = None
     accelerator: str | None = None
@@ -152,7 +155,7 @@ class ResolvedTrainConfig:
     checkpoint_every_n_steps: int | None = None
     keep_best: str | None = None
     lr_schedule: str = "none"
-    lr_milestones: tuple[int, ...] | None = None
+    lr_milestones: tuple[int | float, ...] | None = None
     lr_gamma: float = 0.1
     lr_warmup: float = 0.1
     accelerator: str = "auto"
@@ -227,10 +230,18 @@ class ResolvedTrainConfig:
         if self.lr_schedule == "step":
             if not milestones:
                 raise ValueError("train.lr_schedule step needs train.lr_milestones, e.g. [100, 150]")
-            for epoch in milestones:
-                _positive_int("lr_milestones entries", epoch)
+            fractions = all(isinstance(m, float) for m in milestones)
+            for milestone in milestones:
+                if fractions:
+                    if not 0 < milestone < 1:
+                        raise ValueError(
+                            f"train.lr_milestones: fractions of the run's epochs are in (0, 1), e.g. [0.5, 0.75]; got "
+                            f"{list(milestones)} (epochs are integers: [100, 150])"
+                        )
+                else:
+                    _positive_int("lr_milestones entries (epochs, or all fractions of the run such as 0.5)", milestone)
             if list(milestones) != sorted(set(milestones)):
-                raise ValueError(f"train.lr_milestones must be increasing epochs; got {list(milestones)}")
+                raise ValueError(f"train.lr_milestones must be increasing; got {list(milestones)}")
         elif milestones:
             raise ValueError(f"train.lr_milestones apply to lr_schedule step; got lr_schedule {self.lr_schedule!r}")
         if isinstance(self.lr_gamma, (int, float)) and not isinstance(self.lr_gamma, bool):
@@ -240,6 +251,27 @@ class ResolvedTrainConfig:
         warmup = self.lr_warmup
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
             raise ValueError(f"train.lr_warmup must be a fraction of the run's steps in [0, 1); got {warmup!r}")
+
+    def milestone_epochs(self, epochs: int, factor: int = 1) -> list[int]:
+        """The ``step`` schedule's milestones as epoch counts of a run of ``epochs`` epochs, ``factor`` times
+        the configured ``max_epochs`` (``ce_2x``): epochs scale with ``factor``; a fraction ``f`` falls at
+        ``round(f * epochs)``, kept within 1 and ``epochs - 1`` so that it applies."""
+        assert self.lr_milestones is not None
+        if all(isinstance(m, float) for m in self.lr_milestones):
+            return [min(max(1, math.floor(f * epochs + 0.5)), max(1, epochs - 1)) for f in self.lr_milestones]
+        return [int(m) * factor for m in self.lr_milestones]
+
+    def check_milestones_apply(self) -> None:
+        """Refuse epoch milestones at or after the last epoch: the learning rate would never decay."""
+        if self.lr_schedule != "step" or self.lr_milestones is None:
+            return
+        late = [m for m in self.milestone_epochs(self.max_epochs) if m >= self.max_epochs]
+        if late:
+            raise ValueError(
+                f"train.lr_milestones {list(self.lr_milestones)}: {late} fall at or after the run's last epoch "
+                f"({self.max_epochs}), so the learning rate would never decay there. Give epochs below "
+                f"max_epochs, or fractions of the run such as [0.5, 0.75] (they follow max_epochs and ce_2x)."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -2,12 +2,13 @@
 
 A run directory holds ``config.json`` (everything needed to rebuild the run: task and
 options, method, seed, train settings), ``status.json`` (:mod:`.status`), Lightning's
-``logs/metrics.csv`` (CSV logger; TensorBoard too when installed; steps between the
-last checkpoint and a kill appear twice), ``checkpoints/``, ``history.json``,
-``predictions.pt`` and ``record.json``. Every file is written atomically. With robust settings
-(:mod:`.robust`), the model at the end of training is attacked on the test set before the
-record is written and the run is marked complete; the record's ``wall_time_s`` leaves that
-evaluation out (its own time is in ``record.robust``).
+``logs/metrics.csv`` (CSV logger; TensorBoard too when installed; the learning rate of each
+optimizer every epoch, ``lr-<Optimizer>``; steps between the last checkpoint and a kill
+appear twice), ``checkpoints/``, ``history.json``, ``predictions.pt`` and ``record.json``.
+Every file is written atomically. With robust settings (:mod:`.robust`), the model at the
+end of training is attacked on the test set before the record is written and the run is
+marked complete; the record's ``wall_time_s`` leaves that evaluation out (its own time is in
+``record.robust``).
 
 Checkpoints: one at every epoch end, plus one every ``checkpoint_every_n_steps``
 optimizer steps when asked; only the latest of each kind is kept (and the best by
@@ -33,6 +34,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
@@ -131,7 +133,7 @@ def _train_and_predict(
         _keep_earlier_metrics(run_dir)
     resume_from = resume_point(run_dir) if resume else ResumePoint(None, ())
     callbacks = [history, DivergenceGuard(), Heartbeat(run_dir), PruneWhenSuperseded(run_dir, resume_from.superseded),
-                 *checkpoint_callbacks(run_dir / CHECKPOINTS, config)]  # fmt: skip
+                 LearningRateMonitor("epoch"), *checkpoint_callbacks(run_dir / CHECKPOINTS, config)]  # fmt: skip
     if resume_from.checkpoint is not None:
         callbacks.append(SayResumed(resume_from.checkpoint))
     bars = progress and sys.stdout.isatty()

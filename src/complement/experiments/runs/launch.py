@@ -101,6 +101,7 @@ def start_run(
     check_task_options(options)
     built = build_task(task, options, seed)  # validates the task, its options and its data first
     config = train.resolved(built.defaults)
+    config.check_milestones_apply()
     adversarial_training(method, config, built)
     spec = RunSpec(task, method, seed, config, options, threads, robust=robustness.resolve(robust, built))
     run_dir = new_run_dir(Path(out), f"{task}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -74,7 +74,8 @@ class TaskModule(CotModule):
             return {"scheduler": schedule, "interval": "step"}
         if c.lr_schedule == "step":
             assert c.lr_milestones is not None
-            return torch.optim.lr_scheduler.MultiStepLR(optimizer, [m * factor for m in c.lr_milestones], c.lr_gamma)
+            return torch.optim.lr_scheduler.MultiStepLR(optimizer, c.milestone_epochs(c.max_epochs * factor, factor),
+                                                        c.lr_gamma)  # fmt: skip
         if c.lr_schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.max_epochs * factor)
         return None
