@@ -79,9 +79,12 @@ def test_compare_trains_each_method_on_its_examples_and_counts_the_attack_passes
         history = json.loads((run / "history.json").read_text())
         assert [row["passes"] for row in history] == [passes * TRAIN_BATCHES * epoch for epoch in (1, 2)]
         weights[method] = (run / "predictions.pt").read_bytes()
+        steps = json.loads((run / "record.json").read_text())["facts"]["optimizer_steps"]
+        assert steps == (2 if method in ("cot", "cot_pgd") else 1) * TRAIN_BATCHES * 2  # the attack adds no step
     assert len(set(weights.values())) == len(weights)  # each method trained its own way
     report = (directory / "report.md").read_text()
     assert "`pgd_at` 24" in report and "`trades` 30" in report and "`cot_pgd` 30" in report
+    assert "Optimizer steps per run (mean): `ce` 6, `cot` 12, `pgd_at` 6, `trades` 6, `cot_pgd` 12." in report
 
 
 def test_adversarial_training_buys_robust_accuracy_on_digits_through_the_cli(tmp_path):

@@ -21,6 +21,7 @@ from complement.experiments.report.tables import (
     convergence_table,
     convergence_target,
     final_passes,
+    final_steps,
     paired_table,
     render_console,
     render_markdown,
@@ -167,6 +168,16 @@ def test_equal_compute_note_follows_the_paired_numbers():
     assert "is more accurate than `ce` but not than `ce_2x`" in note
     table = paired_table(comparisons)
     assert table.rows[0][:3] == ["cot", "ce", "4"] and table.rows[0][5] == "better"
+    assert "Optimizer steps" not in note  # records from before the steps were counted
+    for record in runs:
+        record.facts = {"optimizer_steps": {"ce": 50, "ce_2x": 100, "cot": 100}[record.method]}
+    note = equal_compute_note(final_passes(runs), comparisons, final_steps(runs))
+    assert (
+        "Optimizer steps per run (mean): `ce` 50, `ce_2x` 100, `cot` 100." in note and "Note: `ce_2x` took" not in note
+    )
+    runs[-1].facts = {"optimizer_steps": 160}  # accumulation or a short epoch: steps that differ are said
+    note = equal_compute_note(final_passes(runs), comparisons, final_steps(runs))
+    assert "Note: `ce_2x` took 100 optimizer steps and `cot` 115: they differ in optimizer steps" in note
 
 
 def test_empty_records_are_refused(tmp_path):

@@ -232,7 +232,9 @@ def test_the_facts_name_what_differs_between_methods_and_runs():
                           facts=facts(0.1, 1)))  # fmt: skip
     text = "\n".join(facts_lines(runs))
     assert "| learning rate | `ce`: 0.1; `ce_2x`: 0.1; `cot`: 0.2 |" in text
-    assert "| optimizer | sgd |" in text and "| schedule milestones (epochs) | [1, 2] |" in text
+    assert (
+        "| optimizer | sgd |" in text and "| schedule milestones (epochs, or fractions of the run) | [1, 2] |" in text
+    )
     assert "| epochs run | `ce` 3, `ce_2x` 6 (2 × max_epochs: the method multiplies the epochs" in text
     assert "- Classes (25, with their training-set counts): class0 (4), class1 (4)," in text
     assert "class19 (4), … and 5 more." in text

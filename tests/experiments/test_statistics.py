@@ -53,16 +53,33 @@ def test_verdict_follows_the_metrics_direction(metric, shift, verdict):
     assert paired_comparison("m", "ce", metric, as_seeds(method), as_seeds(base)).verdict == verdict
 
 
-def test_not_separable_says_how_many_seeds_the_spread_would_need():
+def test_not_separable_says_how_many_seeds_80_percent_power_needs():
     diffs = np.array([0.01, -0.006, 0.012, -0.004, 0.008])
     found = paired_comparison("cot", "ce_2x", "test_acc", as_seeds(diffs), as_seeds(np.zeros(5)))
     assert found.verdict == "not separable" and found.seeds_needed > 5
     mean, sd, n = diffs.mean(), diffs.std(ddof=1), found.seeds_needed
-    assert stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n) < abs(mean)  # enough at n
-    assert stats.t.ppf(0.975, n - 2) * sd / np.sqrt(n - 1) >= abs(mean)  # not at n - 1
+    # a Monte-Carlo paired t-test at n and n - 1 seeds, normal differences with that mean and spread
+    rng = np.random.default_rng(0)
+
+    def simulated_power(seeds):
+        draws = rng.normal(mean, sd, (20_000, seeds))
+        t = draws.mean(1) / (draws.std(1, ddof=1) / np.sqrt(seeds))
+        return float(np.mean(np.abs(t) > stats.t.ppf(0.975, seeds - 1)))
+
+    assert simulated_power(n) >= 0.79 and simulated_power(n - 1) < 0.81
+    # the old rule (where the observed interval just excludes 0) is about 50% power: it asks for fewer seeds
+    just = next(k for k in range(2, 1000) if stats.t.ppf(0.975, k - 1) * sd / np.sqrt(k) < abs(mean))
+    assert just < n and 0.4 < simulated_power(just) < 0.6
     sentence = found.sentence()
-    assert f"not separable with 5 seeds (the observed difference and spread would need about {n} seeds)" in sentence
+    assert f"not separable with 5 seeds (80% power at the observed difference and spread, paired t at α 0.05, needs " \
+           f"about {n} seeds)" in sentence  # fmt: skip
     assert seeds_needed(0.0, 0.1) is None
+
+
+@pytest.mark.parametrize("effect, seeds", [(0.2, 199), (0.5, 34), (0.8, 15)])
+def test_seeds_needed_matches_the_standard_power_tables(effect, seeds):
+    # G*Power / Cohen (1988): paired (one-sample) t, two-sided α 0.05, power 0.8
+    assert seeds_needed(effect, 1.0) == seeds
 
 
 def test_only_paired_seeds_count_and_one_seed_gives_no_interval():

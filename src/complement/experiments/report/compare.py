@@ -42,6 +42,7 @@ from .tables import (
     convergence_table,
     convergence_target,
     final_passes,
+    final_steps,
     paired_table,
     render_console,
     results_table,
@@ -154,7 +155,7 @@ def write_report(
     results = results_table(records)
     paired = paired_table(comparisons)
     conv = convergence_table(records, target, used_baseline, fraction)
-    note = equal_compute_note(final_passes(records), comparisons)
+    note = equal_compute_note(final_passes(records), comparisons, final_steps(records))
     verdict = verdict_lines(records, comparisons, test_set_size(records, scored))
     robust = robust_comparisons(records)
     robust_verdict, warned = robust_verdict_lines(records, robust)

@@ -13,8 +13,8 @@ forward/backward passes per batch, so a gain over CE could come from the extra p
 rather than from the complement objective. ``ce_2x`` (CE with as many passes as COT)
 separates the two. For each method the note gives, against ``ce`` and ``ce_2x``, the
 mean paired difference of test accuracy, NLL and ECE with its 95% interval, p-value and
-verdict ("better", "worse", or "not separable with n seeds" and how many seeds the
-observed spread would need), then a one-line reading of the accuracy verdicts.
+verdict ("better", "worse", or "not separable with n seeds" and the seeds for 80% power
+at the observed difference and spread), then a one-line reading of the accuracy verdicts.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ VERDICT_TITLE = "Verdict: does COT help?"
 FACTS_TITLE = "The runs"
 
 
-def equal_compute_note(passes: dict[str, Stat], comparisons: list[PairedComparison]) -> str:
+def equal_compute_note(
+    passes: dict[str, Stat], comparisons: list[PairedComparison], steps: dict[str, Stat] | None = None
+) -> str:
     """The "Equal-compute baseline" section body, generated from the numbers."""
     lines = [
         "COT takes two forward/backward passes per training batch (a cross-entropy step, then a complement-entropy "
@@ -45,6 +47,23 @@ def equal_compute_note(passes: dict[str, Stat], comparisons: list[PairedComparis
         "Training passes per run (mean): " + ", ".join(f"`{m}` {s.format(0)}" for m, s in passes.items()) + ".",
         "",
     ]
+    if steps:
+        lines += [
+            "Optimizer steps per run (mean): " + ", ".join(f"`{m}` {s.format(0)}" for m, s in steps.items()) + ". "
+            "COT steps twice per batch (once per phase), `ce_2x` once per batch over twice the epochs, so the two "
+            "match in steps as well as in passes; an adversarial method's attack adds passes, not steps.",
+            "",
+        ]
+        if (
+            "cot" in steps
+            and "ce_2x" in steps
+            and abs(steps["cot"].mean - steps["ce_2x"].mean) > 0.01 * steps["cot"].mean
+        ):
+            lines += [
+                f"Note: `ce_2x` took {steps['ce_2x'].mean:.0f} optimizer steps and `cot` {steps['cot'].mean:.0f}: they "
+                "differ in optimizer steps as well as in passes.",
+                "",
+            ]
     if (
         "cot" in passes
         and "ce_2x" in passes
@@ -116,7 +135,8 @@ def write_markdown(
         "",
         "Δ is the mean over seeds of (method − baseline) for runs with the same seed; the interval is a 95% "
         "t-interval (with 10 or more seeds the equal-compute note also gives a bootstrap interval); p is the paired "
-        "t-test's; n.s. = not separable, with the seeds the observed spread would need; no difference = the same "
+        "t-test's; n.s. = not separable, with the seeds a paired t-test (α 0.05) needs for 80% power at the observed "
+        "difference and spread; no difference = the same "
         "mean on the paired seeds.",
         "",
         *(sections or []),

@@ -108,6 +108,16 @@ def final_passes(records: list[RunRecord]) -> dict[str, Stat]:
     return {method: Stat.of(r.history[-1]["passes"] for r in group) for method, group in by_method(records).items()}
 
 
+def final_steps(records: list[RunRecord]) -> dict[str, Stat]:
+    """Optimizer steps a run took, per method (records from before they were counted are left out)."""
+    steps = {}
+    for method, group in by_method(records).items():
+        counted = [r.facts["optimizer_steps"] for r in group if isinstance((r.facts or {}).get("optimizer_steps"), int)]
+        if counted:
+            steps[method] = Stat.of(counted)
+    return steps
+
+
 def mean_curve(records: list[RunRecord], key: str = "val_acc") -> dict[int, tuple[float, float | None, float]]:
     """``{epoch: (mean, std, mean passes)}`` of ``key`` over the records that have that epoch."""
     per_epoch: dict[int, list[tuple[float, float]]] = {}

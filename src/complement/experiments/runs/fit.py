@@ -171,7 +171,8 @@ def _train_and_predict(
         run_dir=str(run_dir),
         task=spec.task,
         num_classes=task.num_classes,
-        facts=run_facts(task, spec, trainer),
+        # a COT update steps the optimizer(s) once per phase; Lightning counts it once
+        facts=run_facts(task, spec, trainer, optimizer_steps=trainer.global_step * len(module.objective.phases)),
     )
     if spec.robust is not None:  # the model at the end of training, as tested
         evaluation = robust.evaluate(module.model, task, spec.robust, spec.seed, robust.evaluation_device(config))
@@ -180,11 +181,13 @@ def _train_and_predict(
     return record
 
 
-def run_facts(task, spec: RunSpec, trainer: pl.Trainer) -> dict[str, Any]:
-    """What the report states about a run: data sizes and classes, resolved settings, versions, machine."""
+def run_facts(task, spec: RunSpec, trainer: pl.Trainer, optimizer_steps: int | None = None) -> dict[str, Any]:
+    """What the report states about a run: data sizes and classes, resolved settings, optimizer steps taken,
+    versions, machine."""
     import complement
 
     facts: dict[str, Any] = {
+        "optimizer_steps": optimizer_steps,
         "sizes": {name: len(getattr(task, name)) for name in ("train", "val", "test")},
         "class_names": [str(name) for name in task.class_names],
         "train": spec.train.to_dict(),
