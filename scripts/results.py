@@ -23,11 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from complement.experiments.cli import main as complement
-from complement.experiments.report.records import load_records
-from complement.experiments.report.robust import FIGURE_NAME, ROBUST_TITLE
-from complement.experiments.report.statistics import PairedComparison, format_difference, paired_comparisons
-from complement.experiments.report.tables import Stat, by_method
+from complement.experiments.report.records import WORST, load_records, robust_key
+from complement.experiments.report.robust import FIGURE_NAME, ROBUST_TITLE, robust_eps
+from complement.experiments.report.statistics import (
+    PairedComparison,
+    format_difference,
+    paired_comparison,
+    paired_comparisons,
+)
+from complement.experiments.report.tables import Stat, by_method, paired_table, render_markdown
 from complement.experiments.report.verdict import summary_phrase
+from complement.experiments.runs.methods import get_method
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "results"
@@ -244,6 +250,33 @@ def collect() -> None:
     print(f"wrote {DOC} ({len(rows)} experiments; not run: {missing or 'none'})")
 
 
+ADVERSARIAL_BASELINE = "pgd_at"
+
+
+def against_adversarial_training(folder: Path) -> str:
+    """The other adversarial methods against ``pgd_at``, paired by seed: clean and worst-case accuracy at each ε
+    (the report compares every method with ``ce`` and ``ce_2x`` only)."""
+    records = load_records(folder / "records.json")
+    groups = by_method(records)
+    if ADVERSARIAL_BASELINE not in groups:
+        return ""
+    metrics = ["test_acc", *(robust_key(WORST, eps) for eps in robust_eps(records))]
+    comparisons = []
+    for method, group in groups.items():
+        if method == ADVERSARIAL_BASELINE or get_method(method).adversarial is None:
+            continue
+        for metric in metrics:
+            values = {r.seed: r.test[metric] for r in group if metric in r.test}
+            base = {r.seed: r.test[metric] for r in groups[ADVERSARIAL_BASELINE] if metric in r.test}
+            found = paired_comparison(method, ADVERSARIAL_BASELINE, metric, values, base)
+            if found is not None:
+                comparisons.append(found)
+    if not comparisons:
+        return ""
+    title = f"Adversarial methods against `{ADVERSARIAL_BASELINE}` (clean and worst-case accuracy, points)"
+    return f"\n#### {title}\n\n{render_markdown(paired_table(comparisons, title=title))}\n"
+
+
 def collect_robustness() -> None:
     """Rebuild the robustness part of docs/results.md (between its markers) from the robustness experiments,
     leaving the rest of the page as it is."""
@@ -254,6 +287,7 @@ def collect_robustness() -> None:
             missing.append(name)
             continue
         text = section(name, folder).replace("## ", "### ").replace("\n### ", "\n#### ")
+        text += against_adversarial_training(folder)
         figure = folder / "figures" / FIGURE_NAME
         if figure.exists():
             FIGURES.mkdir(parents=True, exist_ok=True)
