@@ -38,6 +38,7 @@ from .runs.comparison import COMPARE_FILE, Comparison
 from .runs.config import RobustConfig, TrainConfig
 from .runs.methods import METHODS
 from .runs.status import read_status
+from .runs.tuning import TuneConfig
 
 # Task options are plain YAML/JSON values. Typed ``Any``, jsonargparse instantiates a
 # ``{class_path: ..., init_args: ...}`` found in them (any importable class: ``subprocess.Popen``
@@ -114,6 +115,7 @@ def compare(
     threads: int | str = "auto",
     jobs: int = 1,
     robust: RobustConfig = RobustConfig(),  # noqa: B008 (jsonargparse reads the default)
+    tune: TuneConfig = TuneConfig(),  # noqa: B008 (jsonargparse reads the default)
 ) -> None:
     """Train each method over several seeds on one task; write report.md with tables and figures.
 
@@ -134,13 +136,17 @@ def compare(
             ``--robust.*`` option turns it on; docs/robustness.md); the report compares the robust
             accuracy per ε. Recorded in compare.json; a resumed comparison keeps it (``complement robust
             DIR`` adds or changes it without retraining).
+        tune: choose each method's learning rate on the validation split first (``--tune.lr
+            '[1e-3, 3e-3, 1e-2]'``): every method trains at each rate, keeps the best by ``--tune.metric``
+            (``val_acc``), and its paired runs train at that rate; the report shows the grid, the choice
+            and the budget. Recorded in compare.json; a resumed comparison keeps it.
     """
     _quiet()
     from .runs.comparison import compare as run
 
     command = "complement " + " ".join(shlex.quote(arg) for arg in _command_line)
     paths = run(task, methods, seeds, train, task_options, out, resume,
-                threads=threads, jobs=jobs, progress=progress, command=command, robust=robust)  # fmt: skip
+                threads=threads, jobs=jobs, progress=progress, command=command, robust=robust, tune=tune)  # fmt: skip
     print()
     print(paths.console_table)
     print(f"\nreport: {paths.report}")

@@ -69,7 +69,7 @@ UNSET_MEANS: dict[str, str] = {
     "robust.examples": f"the whole test set; its first {ART_EXAMPLES} with square or autoattack",
 }
 # accept `--methods ce cot` as `--methods '[ce, cot]'`
-LIST_OPTIONS = ("--train.lr_milestones", "--methods", "--robust.attacks", "--robust.eps")
+LIST_OPTIONS = ("--train.lr_milestones", "--methods", "--robust.attacks", "--robust.eps", "--tune.lr")
 EXAMPLES = {
     "train.lr_milestones": "--train.lr_milestones '[100, 150]' (or 100 150; fractions of the run: '[0.5, 0.75]')",
     "methods": "--methods '[ce, cot]' (or ce cot)",

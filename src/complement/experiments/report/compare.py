@@ -98,6 +98,7 @@ def write_report(
     baseline: str = "ce",
     fraction: float = DEFAULT_FRACTION,
     date: datetime | None = None,
+    sections: list[str] | None = None,
 ) -> ReportPaths:
     """Write the comparison of ``records`` into ``out_dir``.
 
@@ -109,6 +110,8 @@ def write_report(
         baseline: the method whose best mean ``val_acc`` sets the convergence target.
         fraction: the target is this fraction of it.
         date: the report's date (default: now).
+        sections: markdown lines with their headings, shown before the robust accuracy (the
+            comparison's learning-rate tuning).
     """
     validate_records(records)
     other = sorted({r.task for r in records if r.task is not None and r.task != task_name})
@@ -161,11 +164,11 @@ def write_report(
     robust_verdict, warned = robust_verdict_lines(records, robust)
     if robust_verdict:
         verdict += ["", *robust_verdict] + (["", WARNINGS_NOTE] if warned and WARNINGS_NOTE not in verdict else [])
-    sections = []
+    sections = list(sections or [])
     if robust_records(records):
         png = plot_robust_accuracy(records, out / FIGURES_DIR / FIGURE_NAME, styles)
         caption = "Worst-case accuracy against ε, per method: mean over seeds with a ±1 std band, seeds as points"
-        sections = robust_section(records, robust, (caption, Path(os.path.relpath(png, out)).as_posix()))
+        sections += robust_section(records, robust, (caption, Path(os.path.relpath(png, out)).as_posix()))
     facts = facts_lines(records, scored)
     missing = [r.label for r in records if r.predictions_path is None]
     extra = (
@@ -182,7 +185,7 @@ def write_report(
     )  # fmt: skip
     console = render_console(results) + "\n\n" + render_console(paired) + "\n\n" + render_console(conv)
     pngs = {name: png for name, (_, png) in written.items()}
-    if sections:
+    if robust_records(records):
         console += "\n\n" + render_console(robust_accuracy_table(records))
         pngs["robust_accuracy"] = out / FIGURES_DIR / FIGURE_NAME
     return ReportPaths(report, records_path, pngs, console)

@@ -159,3 +159,43 @@ def write_markdown(
             parts += [f"### {caption}", "", f"![{caption}]({_link(png, path.parent)})", ""]
     write_text(path, "\n".join(parts).rstrip() + "\n")
     return path
+
+
+TUNING_TITLE = "Learning-rate tuning"
+
+
+def tuning_section(
+    settings: dict, results: dict[str, dict[str, list[float | None]]], chosen: dict[str, float]
+) -> list[str]:
+    """The "Learning-rate tuning" section: every rate's validation result per method (mean over the tuning seeds;
+    ``diverged`` for a run that did), the rate chosen (bold), and the budget."""
+    rates = [f"{rate:g}" for rate in settings["lr"]]
+    metric, seeds = settings["metric"], settings["seeds"]
+    table = Table(["Method", *[f"lr {rate}" for rate in rates], "chosen"], title=TUNING_TITLE)
+    runs = 0
+    for method, by_rate in results.items():
+        row = [method]
+        for rate in rates:
+            values = by_rate.get(rate, [])
+            runs += len(values)
+            finite = [v for v in values if v is not None]  # None: the run diverged
+            cell = "-" if not values else "diverged" if not finite else Stat.of(finite).format(4)
+            if finite and len(finite) < len(values):
+                cell += f" ({len(values) - len(finite)} diverged)"
+            row.append(f"**{cell}**" if rate == f"{chosen.get(method, float('nan')):g}" else cell)
+        row.append(f"{chosen[method]:g}" if method in chosen else "-")
+        table.rows.append(row)
+    return [
+        f"## {TUNING_TITLE}",
+        "",
+        f"Each method's learning rate was chosen on the **validation** split before the paired runs: the rate with "
+        f"the best mean `{metric}` at the end of training over {seeds} tuning seed{'s' * (seeds > 1)} "
+        f"({'seed 0' if seeds == 1 else f'seeds 0-{seeds - 1}'}; a rate with a diverged run scores worst; ties: the "
+        "smaller rate); the test split played no part. The paired "
+        "runs train each method at its own rate (Bouthillier et al., MLSys 2021, tune every method; Dodge et al., "
+        f"EMNLP 2019, report the budget). Budget: {runs} tuning runs ({len(rates)} rates × {len(results)} methods × "
+        f"{seeds} seed{'s' * (seeds > 1)}), in `tune/`.",
+        "",
+        render_markdown(table),
+        "",
+    ]

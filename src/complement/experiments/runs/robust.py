@@ -380,6 +380,7 @@ def _robust_comparison(directory: Path, given: RobustConfig, threads: int | str)
         outcome.records = [load_run_record(run) for run in runs]
         from ..report import write_report  # matplotlib loads only to write the report
 
-        paths = write_report(outcome.records, directory, task_name=comparison.task, command=comparison.command)
+        paths = write_report(outcome.records, directory, task_name=comparison.task, command=comparison.command,
+                             sections=comparison.tuning_lines())  # fmt: skip
         outcome.report, outcome.console_table = paths.report, paths.console_table
         return outcome
