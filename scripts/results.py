@@ -4,7 +4,8 @@
     python scripts/results.py mnist fashion_mnist  # some experiments; the others keep their last results
     python scripts/results.py --list               # the experiments, their seeds and commands
     python scripts/results.py --collect-only       # only rebuild docs/results.md from finished comparisons
-    python scripts/results.py --robustness         # the robustness experiments (their own part of the page)
+    python scripts/results.py --part robustness    # the robustness experiments (their own part of the page)
+    python scripts/results.py --part regimes       # the training regime as a factor (its own part)
 
 Each experiment writes runs/results/<experiment>/compare-<task>-<time>/ (report.md, records.json,
 figures, runs). Safe to kill: run it again and an unfinished comparison is finished with
@@ -128,11 +129,38 @@ ROBUST_EXPERIMENTS: dict[str, Experiment] = {
         methods=ROBUST_METHODS,
     ),
 }
+# The training regime as a factor (issue 23): SGD with momentum at lr 0.05, three schedules (none; step at 1/2
+# and 3/4 of the run; cosine) with and without weight decay 1e-4, on MNIST-5k, Fashion-MNIST's 20k default and its
+# 50k training images (5 seeds: each run takes 2.5 times as long).
+REGIME_DATA = {
+    "mnist": (("mnist", "--task_options", MLP), 10, "MNIST-5k, MLP"),
+    "fashion_mnist": (("fashion_mnist",), 10, "Fashion-MNIST 20k, MLP"),
+    "fashion_mnist_50k": (("fashion_mnist", "--task_options", "{train_size: 50000}"), 5, "Fashion-MNIST 50k, MLP"),
+}
+SCHEDULES = {
+    "none": (),
+    "step": ("--train.lr_schedule", "step", "--train.lr_milestones", "[0.5, 0.75]"),
+    "cosine": ("--train.lr_schedule", "cosine"),
+}
+DECAYS = {"wd0": "0", "wd1e-4": "1e-4"}
+SGD_REGIME = ("--train.optimizer", "sgd", "--train.lr", "0.05")
+REGIME_EXPERIMENTS: dict[str, Experiment] = {
+    f"regime_{data}_{schedule}_{decay}": Experiment(
+        f"{title}, SGD 0.05, schedule {schedule}, weight decay {weight_decay}",
+        (*args, *SGD_REGIME, "--train.weight_decay", weight_decay, *schedule_args),
+        seeds=seeds,
+    )
+    for data, (args, seeds, title) in REGIME_DATA.items()
+    for schedule, schedule_args in SCHEDULES.items()
+    for decay, weight_decay in DECAYS.items()
+}
+PARTS = {"main": EXPERIMENTS, "robustness": ROBUST_EXPERIMENTS, "regimes": REGIME_EXPERIMENTS}
 ROBUST_START, ROBUST_END = "<!-- robustness -->", "<!-- /robustness -->"
+REGIMES_START, REGIMES_END = "<!-- regimes -->", "<!-- /regimes -->"
 
 
 def experiment(name: str) -> Experiment:
-    return EXPERIMENTS[name] if name in EXPERIMENTS else ROBUST_EXPERIMENTS[name]
+    return next(part[name] for part in PARTS.values() if name in part)
 
 
 def command_for(name: str) -> list[str]:
@@ -277,9 +305,21 @@ def against_adversarial_training(folder: Path) -> str:
     return f"\n#### {title}\n\n{render_markdown(paired_table(comparisons, title=title))}\n"
 
 
+def replace_block(start: str, end: str, text: str) -> None:
+    """Put ``text`` between the ``start`` and ``end`` markers of docs/results.md, leaving the rest as it is."""
+    page = DOC.read_text()
+    if start not in page or end not in page:
+        raise SystemExit(f"{DOC} has no {start} ... {end} block to rebuild")
+    head, rest = page.split(start, 1)
+    DOC.write_text(head + start + "\n" + text + end + rest.split(end, 1)[1])
+
+
+def not_run(missing: list[str]) -> list[str]:
+    return [f"Not run yet: {', '.join(f'`{m}`' for m in missing)}.", ""] if missing else []
+
+
 def collect_robustness() -> None:
-    """Rebuild the robustness part of docs/results.md (between its markers) from the robustness experiments,
-    leaving the rest of the page as it is."""
+    """Rebuild the robustness part of docs/results.md (between its markers) from the robustness experiments."""
     sections, missing = [], []
     for name in ROBUST_EXPERIMENTS:
         folder = newest_finished(name)
@@ -294,30 +334,59 @@ def collect_robustness() -> None:
             (FIGURES / f"{name}_{FIGURE_NAME}").write_bytes(figure.read_bytes())
             text += f"\n![Worst-case accuracy against ε, {name}](figures/{name}_{FIGURE_NAME})\n"
         sections.append(text)
-    page = DOC.read_text()
-    if ROBUST_START not in page or ROBUST_END not in page:
-        raise SystemExit(f"{DOC} has no {ROBUST_START} ... {ROBUST_END} block for the robustness sections")
-    head, rest = page.split(ROBUST_START, 1)
-    tail = rest.split(ROBUST_END, 1)[1]
-    note = [f"Not run yet: {', '.join(f'`{m}`' for m in missing)}.", ""] if missing else []
-    block = "\n".join(["", *note, *sections, ""])
-    DOC.write_text(head + ROBUST_START + "\n" + block + ROBUST_END + tail)
+    replace_block(ROBUST_START, ROBUST_END, "\n".join(["", *not_run(missing), *sections, ""]))
     print(f"wrote the robustness part of {DOC} ({len(sections)} experiments; not run: {missing or 'none'})")
+
+
+REGIME_HEAD = """\
+| schedule | weight decay | seeds | CE acc. % | COT − CE acc. [95% CI] | COT − CE 2× acc. [95% CI] | COT − CE 2× NLL [95% CI] |
+|---|---|---|---|---|---|---|"""  # noqa: E501
+
+
+def collect_regimes() -> None:
+    """Rebuild the regimes part of docs/results.md: per data set, COT against CE and CE 2× under each regime."""
+    lines, missing = [""], []
+    for data, (_, _, title) in REGIME_DATA.items():
+        rows = []
+        for schedule in SCHEDULES:
+            for decay, weight_decay in DECAYS.items():
+                name = f"regime_{data}_{schedule}_{decay}"
+                folder = newest_finished(name)
+                if folder is None:
+                    missing.append(name)
+                    continue
+                records = load_records(folder / "records.json")
+                groups = by_method(records)
+                found = {(c.baseline, c.metric): c for c in paired_comparisons(records) if c.method == "cot"}
+                cells = [
+                    _cell(found.get(k)) for k in (("ce", "test_acc"), ("ce_2x", "test_acc"), ("ce_2x", "test_nll"))
+                ]
+                ce = Stat.of(r.test["test_acc"] * 100 for r in groups["ce"]).format(1)
+                seeds = min(len(groups[m]) for m in ("cot", "ce", "ce_2x"))
+                rows.append(f"| {schedule} | {weight_decay} | {seeds} | {ce} | {' | '.join(cells)} |")
+        if rows:
+            command = " ".join(shlex.quote(c) for c in command_for(f"regime_{data}_step_wd1e-4"))
+            shown = f"Command (step schedule, weight decay 1e-4; the others alike): `{command}`"
+            lines += [f"### {title}", "", shown, "", REGIME_HEAD, *rows, ""]
+    replace_block(REGIMES_START, REGIMES_END, "\n".join([*lines, *not_run(missing)]))
+    print(f"wrote the regimes part of {DOC} (not run: {missing or 'none'})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiments", nargs="*", help=f"some of {[*EXPERIMENTS, *ROBUST_EXPERIMENTS]}; default all")
+    parser.add_argument("experiments", nargs="*", help="some experiments of the part (--list shows them); default all")
     parser.add_argument("--collect-only", action="store_true")
     parser.add_argument("--rerun", action="store_true", help="start finished experiments afresh")
     parser.add_argument("--list", action="store_true")
-    parser.add_argument("--robustness", action="store_true", help="the robustness experiments (default: the others)")
+    parts = "main: the accuracy experiments; robustness; regimes: the training regime as a factor"
+    parser.add_argument("--part", choices=list(PARTS), default="main", help=parts)
     args = parser.parse_args()
-    chosen = ROBUST_EXPERIMENTS if args.robustness else EXPERIMENTS
+    chosen = PARTS[args.part]
     unknown = [e for e in args.experiments if e not in chosen]
     if unknown:
-        hint = "" if args.robustness else " (robustness experiments need --robustness)"
-        raise SystemExit(f"unknown experiments {unknown}; choose from {list(chosen)}{hint}")
+        other = [part for part, names in PARTS.items() if set(unknown) <= set(names)]
+        hint = f" (they are in --part {other[0]})" if other else ""
+        raise SystemExit(f"unknown experiments {unknown} in --part {args.part}{hint}; --list shows them")
     if args.list:
         for name in chosen:
             print(f"{name}: {' '.join(shlex.quote(c) for c in command_for(name))}")
@@ -325,7 +394,7 @@ def main() -> None:
     if not args.collect_only:
         for name in args.experiments or list(chosen):
             run_experiment(name, args.rerun)
-    collect_robustness() if args.robustness else collect()
+    {"main": collect, "robustness": collect_robustness, "regimes": collect_regimes}[args.part]()
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def test_the_robustness_part_is_rebuilt_between_its_markers_and_the_rest_is_kept
     results.collect_robustness()  # again: the same page
     assert results.DOC.read_text() == doc
     results.DOC.write_text("# Results\n")
-    with pytest.raises(SystemExit, match="no <!-- robustness --> ... <!-- /robustness --> block"):
+    with pytest.raises(SystemExit, match="no <!-- robustness --> ... <!-- /robustness --> block to rebuild"):
         results.collect_robustness()
 
 
@@ -105,7 +105,7 @@ def test_every_step_schedule_of_the_experiments_decays_within_its_run(results):
     from complement.experiments.tasks.options import train_defaults
 
     checked = 0
-    for name, experiment in {**results.EXPERIMENTS, **results.ROBUST_EXPERIMENTS}.items():
+    for name, experiment in {name: e for part in results.PARTS.values() for name, e in part.items()}.items():
         args = list(experiment.args)
         if "--train.lr_milestones" not in args:
             continue
@@ -117,4 +117,20 @@ def test_every_step_schedule_of_the_experiments_decays_within_its_run(results):
             at = [m * factor if isinstance(m, int) else round(m * total) for m in milestones]
             assert all(0 < m < total for m in at), (name, milestones, total)
         checked += 1
-    assert checked >= 4  # the SGD rows of MNIST-5k and Fashion-MNIST
+    assert checked >= 4 + 6  # the SGD rows of MNIST-5k and Fashion-MNIST, and the step regimes
+
+
+def test_the_regimes_part_has_a_row_per_schedule_and_decay(results):
+    page = "# Results\n\n<!-- regimes -->\n<!-- /regimes -->\n\n<!-- generated -->\nmain part\n"
+    results.DOC.write_text(page)
+    fake_comparison(results.OUT / "regime_mnist_step_wd1e-4" / "compare-mnist-20261206-100000", cot_gain=0.02)
+    fake_comparison(results.OUT / "regime_mnist_none_wd0" / "compare-mnist-20261206-100000", cot_gain=0.0)
+    results.collect_regimes()
+    doc = results.DOC.read_text()
+    assert doc.endswith("<!-- /regimes -->\n\n<!-- generated -->\nmain part\n")
+    assert "### MNIST-5k, MLP" in doc and "--train.lr_milestones '[0.5, 0.75]'" in doc
+    step = next(line for line in doc.splitlines() if line.startswith("| step | 1e-4 |"))
+    none = next(line for line in doc.splitlines() if line.startswith("| none | 0 |"))
+    assert step.count("**better**") == 3 and none.count("n.s.") == 2
+    assert "Not run yet:" in doc and "`regime_fashion_mnist_50k_cosine_wd0`" in doc
+    assert len(results.REGIME_EXPERIMENTS) == 3 * 3 * 2
