@@ -3,6 +3,8 @@
 in DistributedDataParallel instead.
 
     python fsdp_cot.py OUT MODE OPTIMIZERS HEAD [CHECKPOINT_AT]
+    python fsdp_cot.py OUT_DIR --cases MODE:OPTIMIZERS:HEAD ...   # several cases, one process group
+
 
 HEAD is ``logits`` (materialized), ``linear`` (LinearLogits(hidden, model.head): the chunked
 loss runs inside the sharded head's forward) or ``weight`` (LinearLogits(hidden, weight,
@@ -81,12 +83,8 @@ def full_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def main() -> None:
-    out, mode, optimizers, head = sys.argv[1:5]
-    checkpoint_at = int(sys.argv[5]) if len(sys.argv) > 5 else None
-    sharded = os.environ.get("WORLD_SIZE") is not None
-    if sharded:
-        dist.init_process_group("gloo")
+def run_case(out: str, mode: str, optimizers: str, head: str, checkpoint_at: int | None, sharded: bool) -> None:
+    """Train one case and save its full parameters to ``out`` (rank 0)."""
     world, rank = (dist.get_world_size(), dist.get_rank()) if sharded else (1, 0)
     model, cot = build(mode, optimizers, head, sharded)
     for step, batch in enumerate(batches(world, rank), start=1):
@@ -101,6 +99,20 @@ def main() -> None:
     parameters = full_parameters(model)
     if rank == 0:
         torch.save(parameters, out)
+
+
+def main() -> None:
+    sharded = os.environ.get("WORLD_SIZE") is not None
+    if sharded:
+        dist.init_process_group("gloo")
+    if sys.argv[2] == "--cases":  # each case from a fresh model (seeded) in the same processes: one start-up
+        os.makedirs(sys.argv[1], exist_ok=True)
+        for case in sys.argv[3:]:
+            mode, optimizers, head = case.split(":")
+            run_case(os.path.join(sys.argv[1], f"{mode}-{optimizers}-{head}.pt"), mode, optimizers, head, None, sharded)
+    else:
+        out, mode, optimizers, head = sys.argv[1:5]
+        run_case(out, mode, optimizers, head, int(sys.argv[5]) if len(sys.argv) > 5 else None, sharded)
     if sharded:
         dist.barrier()  # no rank tears gloo down while another still uses it
         dist.destroy_process_group()

@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from tests.helpers.tiny import batches_of, make_data, make_model, make_optimizers, reference_loop
-from tests.training.test_fsdp import SCRIPT as FSDP_SCRIPT
-from tests.training.test_fsdp import assert_same, run_torchrun
+from tests.training.test_fsdp import assert_same, run_cases, run_torchrun
 
 
 @pytest.mark.slow
@@ -68,8 +67,12 @@ def test_hf_linear_logits_under_ddp_searching_unused_parameters_is_refused_with_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode,optimizers,head", [("alternate", "separate", "linear"), ("joint", "shared", "logits")])
-def test_cot_step_under_torch_ddp_equals_one_process(tmp_path, mode, optimizers, head):
-    run_torchrun(FSDP_SCRIPT, tmp_path / "one.pt", mode, optimizers, head, world=1)
-    run_torchrun(FSDP_SCRIPT, tmp_path / "two.pt", mode, optimizers, head, world=2, env={"ENGINE": "ddp"})
-    assert_same(tmp_path / "two.pt", tmp_path / "one.pt")
+def test_cot_step_under_torch_ddp_equals_one_process(tmp_path):
+    cases = [("alternate", "separate", "linear"), ("joint", "shared", "logits")]
+    ones = run_cases(tmp_path / "one", cases, world=1)
+    twos = run_cases(tmp_path / "two", cases, world=2, env={"ENGINE": "ddp"})
+    for case, one, two in zip(cases, ones, twos):
+        try:
+            assert_same(two, one)
+        except AssertionError as error:
+            raise AssertionError(f"case {case}: {error}") from None
