@@ -4,6 +4,7 @@ global batch. On CPU Accelerate runs DDP (it has no FSDP for CPU processes: Trai
 ``fsdp`` is ignored there); with ``ENGINE=fsdp`` on 2 GPUs, Accelerate's FSDP2.
 
     python hf_distributed_cot.py OUT MODE HEAD [FIND_UNUSED]
+    python hf_distributed_cot.py OUT_DIR --cases MODE:HEAD[:FIND_UNUSED] ...   # one launch, several cases
 
 HEAD: ``logits``; ``linear`` (the model returns ``LinearLogits(hidden, self.head)``); or
 ``fused`` (a tiny GPT-2 with ``CotTrainer(fused_lm_head=True)``). FIND_UNUSED ``true`` or
@@ -62,9 +63,8 @@ class Tokens(Dataset):
         return {"input_ids": self.ids[i], "labels": self.labels[i]}
 
 
-def main() -> None:
-    out, mode, head = sys.argv[1:4]
-    find_unused = {"true": True, "false": False}.get(sys.argv[4]) if len(sys.argv) > 4 else None
+def run_case(out: str, mode: str, head: str, find_unused: bool | None) -> None:
+    """Train one case with the Trainer; rank 0 saves the full parameters to ``out``."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     fsdp = os.environ.get("ENGINE") == "fsdp"
     sharding = {}
@@ -106,6 +106,24 @@ def main() -> None:
     }
     if trainer.args.process_index == 0:
         torch.save(parameters, out)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()  # rank 0's file is written before any rank goes on
+
+
+def main() -> None:
+    unused = {"true": True, "false": False}
+    if sys.argv[2] == "--cases":
+        os.makedirs(sys.argv[1], exist_ok=True)
+        for case in sys.argv[3:]:
+            mode, head, *rest = case.split(":")
+            run_case(
+                os.path.join(sys.argv[1], f"{case.replace(':', '-')}.pt"),
+                mode,
+                head,
+                unused.get(rest[0]) if rest else None,
+            )
+    else:
+        run_case(sys.argv[1], sys.argv[2], sys.argv[3], unused.get(sys.argv[4]) if len(sys.argv) > 4 else None)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
