@@ -15,7 +15,6 @@ import pytest
 
 from complement.experiments.cli import main
 from complement.experiments.report.records import robust_key
-from complement.experiments.runs import launch
 from complement.experiments.runs.adversarial import adversarial_training
 from complement.experiments.runs.config import ResolvedTrainConfig, TrainConfig
 from complement.experiments.runs.methods import get_method
@@ -23,20 +22,6 @@ from tests.helpers.pixels import pixel_task
 
 QUIET = ["--progress", "false"]
 TRAIN_BATCHES = 3  # 120 training images in batches of 40
-
-
-@pytest.fixture
-def pixels(monkeypatch):
-    """``pixels``: a 6x6 grey image task (card radius 0.15); ``embeddings``: image-kind inputs that are no
-    pixels; ``words``: a text task."""
-    variants = {"pixels": {}, "embeddings": {"pixels": False}, "words": {"kind": "text"}}
-
-    def build(task, options, seed):
-        made = pixel_task(seed, **variants[task], **options)
-        made.name = task
-        return made
-
-    monkeypatch.setattr(launch, "build_task", build)
 
 
 def only(path: Path) -> Path:

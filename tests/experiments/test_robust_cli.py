@@ -13,33 +13,10 @@ import pytest
 
 from complement.experiments.cli import main
 from complement.experiments.report.records import RunRecord, robust_key
-from complement.experiments.runs import launch
-from tests.helpers.pixels import pixel_task
 
 ROBUST = ["--robust.attacks", "[fgsm, pgd]", "--robust.eps", "[0.1, 0.3]", "--robust.steps", "10"]
 QUIET = ["--progress", "false"]
 KEYS = [robust_key(attack, eps) for attack in ("fgsm", "pgd", "worst") for eps in (0.1, 0.3)]
-
-
-@pytest.fixture
-def pixels(monkeypatch):
-    """``pixels``: a 6x6 grey image task; ``pixels_tuple``: its model returns a tuple; ``embeddings``: image-kind
-    inputs that are no pixels; ``words``: a text task."""
-    variants = {
-        "pixels": {},
-        "pixels_tuple": {"model": "tuple"},
-        "embeddings": {"pixels": False},
-        "words": {"kind": "text"},
-    }
-
-    def build(task, options, seed):
-        if task not in variants:
-            raise ValueError(f"unknown task {task!r}")
-        made = pixel_task(seed, **variants[task], **options)
-        made.name = task
-        return made
-
-    monkeypatch.setattr(launch, "build_task", build)
 
 
 def only(path: Path) -> Path:

@@ -11,22 +11,10 @@ from pathlib import Path
 import pytest
 
 from complement.experiments.cli import main
-from complement.experiments.runs import launch
 from complement.experiments.runs.tuning import choose
-from tests.helpers.pixels import pixel_task
 
 QUIET = ["--progress", "false"]
 RATES = [0.002, 0.05, 100.0]  # 100 diverges
-
-
-@pytest.fixture
-def pixels(monkeypatch):
-    def build(task, options, seed):
-        made = pixel_task(seed, **options)
-        made.name = task
-        return made
-
-    monkeypatch.setattr(launch, "build_task", build)
 
 
 def only(path: Path) -> Path:
