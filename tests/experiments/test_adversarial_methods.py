@@ -70,6 +70,7 @@ def test_compare_trains_each_method_on_its_examples_and_counts_the_attack_passes
     report = (directory / "report.md").read_text()
     assert "`pgd_at` 24" in report and "`trades` 30" in report and "`cot_pgd` 30" in report
     assert "Optimizer steps per run (mean): `ce` 6, `cot` 12, `pgd_at` 6, `trades` 6, `cot_pgd` 12." in report
+    assert "| Passes | Optimizer steps |" in report  # the test-metrics table states both
 
 
 def test_adversarial_training_buys_robust_accuracy_on_digits_through_the_cli(tmp_path):

@@ -197,19 +197,23 @@ def convergence(records: list[RunRecord], target: float) -> dict[str, Convergenc
 
 
 def results_table(records: list[RunRecord], digits: int = 4) -> Table:
-    """Method, seeds, each test metric (mean ± std), final passes and, if recorded, wall time."""
+    """Method, seeds, each test metric (mean ± std), final passes, optimizer steps (when recorded: equal passes
+    need not be equal steps) and, if recorded, wall time."""
     summary = summarize_test(records)
     keys = metric_keys(records)
-    passes = final_passes(records)
+    passes, steps = final_passes(records), final_steps(records)
     groups = by_method(records)
     with_time = any(record.wall_time_s is not None for record in records)
     headers = ["Method", "Seeds"] + [METRIC_LABELS.get(key[5:], key[5:]) for key in keys] + ["Passes"]
+    headers += ["Optimizer steps"] if steps else []
     headers += ["Wall time (s)"] if with_time else []
     table = Table(headers, title="Test metrics (mean ± std over seeds)")
     for method, stats in summary.items():
         row = [method, str(len(groups[method]))]
         row += [stats[key].format(digits) if key in stats else "-" for key in keys]
         row.append(passes[method].format(0))
+        if steps:
+            row.append(steps[method].format(0) if method in steps else "-")
         if with_time:
             times = [r.wall_time_s for r in groups[method] if r.wall_time_s is not None]
             row.append(Stat.of(times).format(1) if times else "-")
