@@ -130,7 +130,7 @@ ROBUST_EXPERIMENTS: dict[str, Experiment] = {
     ),
 }
 # The training regime as a factor (issue 23): SGD with momentum at lr 0.05, three schedules (none; step at 1/2
-# and 3/4 of the run; cosine) with and without weight decay 1e-4, on MNIST-5k, Fashion-MNIST's 20k default and its
+# and 3/4 of the run; cosine) with and without weight decay 1e-4, on MNIST-5k, Fashion-MNIST's 20k default and
 # all 45k training images it leaves beside its 5k validation and 10k test images (5 seeds: 2.3x as long a run).
 REGIME_DATA = {
     "mnist": (("mnist", "--task_options", MLP), 10, "MNIST-5k, MLP"),
