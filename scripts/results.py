@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,7 +238,24 @@ def section(name: str, folder: Path) -> str:
             continue
         end = text.find("\n## ", start + 1)
         parts.append("#" + text[start : end if end > 0 else None].strip())  # one level down
-    return f"## {name}\n\n{experiment(name).title}. Command: `{command}`\n\n" + "\n\n".join(parts) + "\n"
+    body = without_figures("\n\n".join(parts))
+    return f"## {name}\n\n{experiment(name).title}. Command: `{command}`\n\n" + body + "\n"
+
+
+def without_figures(text: str) -> str:
+    """``text`` without its figures and their captions: their links point into the comparison's folder (the
+    page copies the figures it shows into docs/figures itself)."""
+    lines, skip_caption = [], False
+    for line in text.splitlines():
+        if line.startswith("!["):
+            skip_caption = True
+            continue
+        if skip_caption and line.strip():
+            skip_caption = False
+            if line.startswith("*") and line.endswith("*"):
+                continue
+        lines.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
 
 
 SUMMARY_HEAD = """\

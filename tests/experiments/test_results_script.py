@@ -79,7 +79,9 @@ def test_the_robustness_part_is_rebuilt_between_its_markers_and_the_rest_is_kept
     results.DOC.write_text(page)
     folder = results.OUT / "robust_digits" / "compare-digits-20261205-100000"
     fake_comparison(folder, 0.0)
-    report = (folder / "report.md").read_text() + "\n## Robust accuracy\n\nrobust table\n"
+    report = (
+        folder / "report.md"
+    ).read_text() + "\n## Robust accuracy\n\nrobust table\n\n![ε](figures/x.png)\n\n*ε.*\n"
     (folder / "report.md").write_text(report)
     (folder / "figures").mkdir()
     (folder / "figures" / "robust_accuracy.png").write_bytes(b"png")
@@ -91,6 +93,7 @@ def test_the_robustness_part_is_rebuilt_between_its_markers_and_the_rest_is_kept
     assert "old robustness text" not in doc
     assert "### robust_digits" in doc and "#### Robust accuracy" in doc and "robust table" in doc
     assert "(figures/robust_digits_robust_accuracy.png)" in doc
+    assert "figures/x.png" not in doc and "*ε.*" not in doc  # the report's own links point into its folder
     assert (results.FIGURES / "robust_digits_robust_accuracy.png").read_bytes() == b"png"
     assert "Not run yet: `robust_digits_separate`, `robust_mnist`, `robust_fashion_mnist`." in doc
     results.collect_robustness()  # again: the same page
