@@ -142,7 +142,8 @@ def test_defaults_are_the_paper_recipe_of_the_config(cifar_dir):
     recipe = TrainConfig().resolved(task.defaults)
     assert recipe == TrainConfig(**config["train"]).resolved({})
     assert (recipe.optimizer, recipe.lr, recipe.batch_size, recipe.max_epochs) == ("sgd", 0.1, 128, 200)
-    assert (recipe.lr_schedule, recipe.lr_milestones, recipe.lr_gamma) == ("step", (100, 150), 0.1)
+    assert (recipe.lr_schedule, recipe.lr_milestones, recipe.lr_gamma) == ("step", (0.5, 0.75), 0.1)
+    assert recipe.milestone_epochs(recipe.max_epochs) == [100, 150]  # the paper's epochs
     assert recipe.cot_optimizers == "separate" and recipe.weight_decay == 1e-4
     assert task_options("cifar10")["val_size"] == 5000 and task_options("cifar10")["model"] == "preact_resnet18"
 
@@ -338,7 +339,7 @@ def test_paper_config_runs_end_to_end_through_the_cli(cifar_dir, tmp_path):
     train = spec["train"]
     assert (train["optimizer"], train["lr"], train["weight_decay"], train["cot_optimizers"]) == ("sgd", 0.1, 1e-4,
                                                                                                "separate")  # fmt: skip
-    assert (train["lr_schedule"], train["lr_milestones"], train["batch_size"]) == ("step", [100, 150], 8)
+    assert (train["lr_schedule"], train["lr_milestones"], train["batch_size"]) == ("step", [0.5, 0.75], 8)
     assert spec["task_options"]["data_dir"] == str(folder)
     history = json.loads((run / "history.json").read_text())
     assert [row["passes"] for row in history] == [4]  # 2 batches x (CE pass + complement pass)
@@ -372,7 +373,7 @@ def test_adversarial_config_trains_each_method_one_step_through_the_cli(cifar_di
         train = spec["train"]
         assert (train["adv_eps"], train["adv_step_size"], train["trades_beta"]) == (8 / 255, 2 / 255, 6.0)
         recipe = (train["optimizer"], train["lr"], train["weight_decay"], train["lr_milestones"])
-        assert recipe == ("sgd", 0.1, 5e-4, [100, 150])
+        assert recipe == ("sgd", 0.1, 5e-4, [0.5, 0.75])
         assert spec["robust"]["eps"] == [8 / 255] and spec["robust"]["examples"] == 1000
         assert [row["passes"] for row in json.loads((run / "history.json").read_text())] == [passes]  # one step
         record = json.loads((run / "record.json").read_text())

@@ -289,6 +289,14 @@ def test_a_fractional_step_schedule_decays_within_every_run_length(blobs, tmp_pa
     assert trace == pytest.approx(expected)
 
 
+def test_a_fractional_schedule_allows_a_one_epoch_smoke_run(blobs, tmp_path):
+    # a recipe's fractions cut to one epoch (how the CIFAR-10 configs are smoke-tested) run at the constant
+    # rate, where epoch milestones beyond the run are refused (below)
+    main([*FIT, "--train.max_epochs", "1", "--train.optimizer", "sgd", "--train.lr", "0.1",
+          "--train.lr_schedule", "step", "--train.lr_milestones", "[0.5, 0.75]", "--out", str(tmp_path)])  # fmt: skip
+    assert lr_trace(one_run(tmp_path)) == pytest.approx([0.1])
+
+
 @pytest.mark.parametrize(
     "options,phrase",
     [

@@ -203,7 +203,7 @@ def test_resolved_train_defaults_are_what_a_run_resolves():
 
 def test_resolved_train_defaults_take_the_cards_extra_settings():
     resolved = resolved_train_defaults("cifar10", TrainConfig())
-    assert (resolved["optimizer"], resolved["lr_schedule"], resolved["lr_milestones"]) == ("sgd", "step", [100, 150])
+    assert (resolved["optimizer"], resolved["lr_schedule"], resolved["lr_milestones"]) == ("sgd", "step", [0.5, 0.75])
     assert resolved["max_epochs"] == 200 and resolved["cot_optimizers"] == "separate"
     with pytest.raises(ValueError, match="lr_milestones"):
         resolved_train_defaults("digits", TrainConfig(lr_schedule="step"))

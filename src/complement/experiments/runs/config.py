@@ -262,8 +262,13 @@ class ResolvedTrainConfig:
         return [int(m) * factor for m in self.lr_milestones]
 
     def check_milestones_apply(self) -> None:
-        """Refuse epoch milestones at or after the last epoch: the learning rate would never decay."""
+        """Refuse epoch milestones at or after the last epoch: the learning rate would never decay.
+
+        Fractions follow the run and always fall inside it once it has two epochs; a one-epoch run (a
+        smoke test of a long recipe) has no epoch boundary to decay at, which is what the user asked for."""
         if self.lr_schedule != "step" or self.lr_milestones is None:
+            return
+        if all(isinstance(m, float) for m in self.lr_milestones):
             return
         late = [m for m in self.milestone_epochs(self.max_epochs) if m >= self.max_epochs]
         if late:

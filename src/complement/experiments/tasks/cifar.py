@@ -80,7 +80,7 @@ PAPER_RECIPE: dict[str, Any] = {
     "batch_size": 128,
     "max_epochs": 200,
     "lr_schedule": "step",
-    "lr_milestones": [100, 150],
+    "lr_milestones": [0.5, 0.75],  # epochs 100 and 150 of 200; they follow max_epochs
     "lr_gamma": 0.1,
     "cot_optimizers": "separate",
 }
