@@ -54,7 +54,7 @@ def test_the_summary_reads_the_paired_verdicts(results):
     mnist = next(line for line in doc.splitlines() if line.startswith("| [MNIST-5k, MLP, Adam, one"))
     digits = next(line for line in doc.splitlines() if line.startswith("| [digits"))
     assert "| 10 |" in mnist and mnist.count("**better**") == 3  # acc vs ce and ce_2x, NLL vs ce_2x
-    assert mnist.endswith("| accuracy higher vs CE, higher vs CE 2×; NLL better than CE 2× |")
+    assert mnist.endswith("| accuracy higher vs CE, higher vs CE 2×; NLL better than CE 2× | - |")  # no compare.json
     assert digits.count("n.s.") == 2 and "| accuracy not separable vs CE, not separable vs CE 2×; NLL better" in digits
     assert "## mnist" in doc and "### Paired differences" in doc and "table B" in doc
     assert "Not run yet in this form:" in doc and "`fashion_mnist`" in doc
@@ -137,3 +137,34 @@ def test_the_regimes_part_has_a_row_per_schedule_and_decay(results):
     assert step.count("**better**") == 3 and none.count("n.s.") == 2
     assert "Not run yet:" in doc and "`regime_fashion_mnist_45k_cosine_wd0`" in doc
     assert len(results.REGIME_EXPERIMENTS) == 3 * 3 * 2
+
+
+def test_the_main_table_names_the_tuned_rates_and_keeps_what_this_machine_did_not_run(results):
+    # the earlier page: a 9-column row and a section for tweets (fine-tuned: hours to repeat)
+    old_row = "| [tweets sentiment, MiniLM fine-tuned](#tweets) | 3 | 80.0 | 79.0 | 79.5 | a | b | c | reading |"
+    page = (
+        "# Results\n\nintro\n\n<!-- generated -->\n\n## Summary table (generated)\n\n"
+        f"{old_row}\n\n## tweets\n\ntweets section\n\n### Test metrics\n\nold tweets table\n"
+    )
+    results.DOC.write_text(page)
+    mnist = results.OUT / "mnist" / "compare-mnist-20261206-100000"
+    fake_comparison(mnist, cot_gain=0.02)
+    spec = {"train": {"lr": 1e-3}, "tuned_lr": {"ce": 3e-3, "cot": 1e-3, "ce_2x": 3e-3, "gce": 1e-3}}
+    (mnist / "compare.json").write_text(json.dumps(spec))
+    digits = results.OUT / "digits" / "compare-digits-20261206-100000"
+    fake_comparison(digits, cot_gain=0.0)
+    (digits / "compare.json").write_text(json.dumps({"train": {"lr": 3e-3}, "tuned_lr": None}))
+    results.collect()
+    doc = results.DOC.read_text()
+    lines = doc.splitlines()
+    assert next(line for line in lines if "](#mnist)" in line).endswith("| tuned: ce 0.003, cot 0.001, ce_2x 0.003 |")
+    assert next(line for line in lines if "](#digits)" in line).endswith("| fixed 0.003 |")
+    assert f"{old_row} {results.EARLIER} |" in lines  # the missing experiment keeps its row, marked untuned
+    assert "## tweets\n\ntweets section\n\n### Test metrics\n\nold tweets table\n" in doc
+    assert "Kept from an earlier build of this page" in doc and "`tweets`" in doc
+    assert "`fashion_mnist`" in doc.split("Not run yet in this form:")[1]
+    results.collect()  # again: the kept row is not marked twice
+    assert results.DOC.read_text() == doc
+    # the MLP experiments tune; the fine-tuned ones keep their card's rate
+    assert "--tune.lr [0.0003, 0.001, 0.003] --tune.seeds 2" in " ".join(results.command_for("mnist"))
+    assert "--tune.lr" not in results.command_for("tweets")
