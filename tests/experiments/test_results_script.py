@@ -166,5 +166,5 @@ def test_the_main_table_names_the_tuned_rates_and_keeps_what_this_machine_did_no
     results.collect()  # again: the kept row is not marked twice
     assert results.DOC.read_text() == doc
     # the MLP experiments tune; the fine-tuned ones keep their card's rate
-    assert "--tune.lr [0.0003, 0.001, 0.003] --tune.seeds 2" in " ".join(results.command_for("mnist"))
+    assert "--tune.lr [0.0003, 0.001, 0.003, 0.01] --tune.seeds 2" in " ".join(results.command_for("mnist"))
     assert "--tune.lr" not in results.command_for("tweets")
