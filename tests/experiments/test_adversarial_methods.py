@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -74,14 +72,12 @@ def test_compare_trains_each_method_on_its_examples_and_counts_the_attack_passes
 
 
 def test_adversarial_training_buys_robust_accuracy_on_digits_through_the_cli(tmp_path):
-    # the path users run, in a subprocess, on a real task: PGD-AT at the card's radius (0.1) against CE
+    # the command users run (its main(), in this process), on a real task: PGD-AT at the card's radius (0.1)
+    # against CE
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "complement", "compare", "--task", "digits", "--methods", "[ce, pgd_at]",
-               "--seeds", "1", "--out", str(out), "--train.max_epochs", "6", "--train.adv_steps", "5",
-               "--robust.attacks", "[fgsm, pgd]", "--robust.eps", "[0.1]", "--robust.examples", "200",
-               *QUIET]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    main(["compare", "--task", "digits", "--methods", "[ce, pgd_at]", "--seeds", "1", "--out", str(out),
+          "--train.max_epochs", "6", "--train.adv_steps", "5", "--robust.attacks", "[fgsm, pgd]",
+          "--robust.eps", "[0.1]", "--robust.examples", "200", *QUIET])  # fmt: skip
     directory = only(out)
     test = {m: json.loads((directory / f"{m}-seed0" / "record.json").read_text())["test"] for m in ("ce", "pgd_at")}
     key = robust_key("worst", 0.1)

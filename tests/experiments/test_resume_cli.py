@@ -3,6 +3,7 @@ the result must equal an uninterrupted run bit for bit (CPU). Each kill runs the
 
 from __future__ import annotations
 
+import fcntl
 import json
 import random
 import resource
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from complement.experiments.cli import main
 from tests.helpers.faults import complement, environment, killed, run
 
 # COT with the authors' two optimizers, accumulation 2, step checkpoints every 5 steps: 35 batches an
@@ -45,15 +47,25 @@ def assert_same_run(run: Path, reference: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    tmp_path = tmp_path_factory.mktemp("uninterrupted")
-    result = run(complement(*FIT, "--out", str(tmp_path / "runs")), tmp_path)
-    assert result.returncode == 0, result.stderr
-    return run_dir_of(tmp_path)
+def reference(tmp_path_factory, worker_id) -> Path:
+    """The uninterrupted run, made once for all xdist workers (the first to ask makes it under a lock; the
+    tests only read it)."""
+    root = tmp_path_factory.getbasetemp()
+    root = root if worker_id == "master" else root.parent  # the workers' shared base folder
+    folder = root / "uninterrupted"
+    with open(root / "uninterrupted.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "made").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            result = run(complement(*FIT, "--out", str(folder / "runs")), folder)
+            assert result.returncode == 0, result.stderr
+            (folder / "made").touch()
+    return run_dir_of(folder)
 
 
 @pytest.mark.slow
-def test_fit_killed_again_and_again_then_resumed_equals_uninterrupted(reference, tmp_path):
+def test_fit_killed_again_and_again_then_resumed_equals_uninterrupted(reference, tmp_path, capsys):
     """One run killed five times, each resume killed at the next kind of moment, then finished."""
     moments = [
         "step:7",  # mid-epoch, two steps past the last checkpoint (step 5)
@@ -68,8 +80,9 @@ def test_fit_killed_again_and_again_then_resumed_equals_uninterrupted(reference,
         result = run(complement(*args, "--progress", "false"), tmp_path, fault)
         assert killed(result), f"the fault {fault} did not kill the run: {result.returncode}\n{result.stderr[-2000:]}"
         run_dir = run_dir_of(tmp_path)
-        status = run(complement("status", str(run_dir)), tmp_path)
-        assert "interrupted" in status.stdout and "no longer runs" in status.stdout, status.stdout
+        main(["status", str(run_dir)])  # in this process: the killed run's pid is another's
+        status = capsys.readouterr().out
+        assert "interrupted" in status and "no longer runs" in status, status
     assert any(run_dir.rglob(".*.tmp")), "the torn checkpoint write left its temporary file"
     resumed = run(complement("fit", "--resume", str(run_dir), "--progress", "false"), tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -113,7 +126,7 @@ def records_without_times(compare_dir: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_compare_killed_in_a_run_and_in_the_report_then_resumed_equals_uninterrupted(tmp_path):
+def test_compare_killed_in_a_run_and_in_the_report_then_resumed_equals_uninterrupted(tmp_path, capsys):
     whole = run(complement(*COMPARE, "--out", str(tmp_path / "whole")), tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
     (reference,) = (tmp_path / "whole").iterdir()
@@ -123,7 +136,8 @@ def test_compare_killed_in_a_run_and_in_the_report_then_resumed_equals_uninterru
     assert killed(first)
     compare_dir = run_dir_of(tmp_path)
     assert not (compare_dir / "report.md").exists()
-    listing = run(complement("status", str(compare_dir)), tmp_path).stdout
+    main(["status", str(compare_dir)])
+    listing = capsys.readouterr().out
     assert "ce-seed0" in listing and "complete" in listing and "cot-seed0" in listing and "interrupted" in listing
     assert "not started" in listing and "report.md not yet written" in listing
 
@@ -243,7 +257,7 @@ def test_ctrl_c_stops_a_run_with_130_and_says_how_to_resume(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_file_size_limit_names_the_checkpoint_and_the_cause_and_status_says_failed(tmp_path):
+def test_a_file_size_limit_names_the_checkpoint_and_the_cause_and_status_says_failed(tmp_path, capsys):
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))  # the configs fit, a checkpoint does not
 
@@ -254,5 +268,6 @@ def test_a_file_size_limit_names_the_checkpoint_and_the_cause_and_status_says_fa
     assert result.returncode == 1, result.stderr[-3000:]
     assert f"cannot write {run_dir / 'checkpoints'}" in result.stderr, result.stderr[-3000:]
     assert "file-size limit" in result.stderr
-    status = run(complement("status", str(run_dir)), tmp_path).stdout
+    main(["status", str(run_dir)])
+    status = capsys.readouterr().out
     assert "failed" in status and "file-size limit" in status, status

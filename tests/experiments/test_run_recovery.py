@@ -141,6 +141,24 @@ def test_a_second_process_is_refused_naming_the_holder_and_the_lock_dies_with_it
         pass
 
 
+@pytest.mark.parametrize("says_after_s, named", [(0.2, "pid 4242 on elsewhere"), (None, "has not yet said its pid")])
+def test_a_holder_caught_between_its_lock_and_its_pid_is_still_named(tmp_path, says_after_s, named):
+    # two resumes started together: the loser can read the lock file before the winner has written its pid
+    import fcntl
+    import threading
+
+    with open(tmp_path / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another open file: refused even in this process
+        if says_after_s is not None:
+            timer = threading.Timer(says_after_s, lambda: (held.write("pid 4242 on elsewhere\n"), held.flush()))
+            timer.start()
+        refused = pytest.raises(RuntimeError, match=rf"in use by another complement process \(.*{named}")
+        with refused, directory_lock(tmp_path):
+            pass
+        if says_after_s is not None:
+            timer.join()
+
+
 def test_a_resume_while_the_run_is_locked_is_refused_through_the_cli(tmp_path, capsys):
     _, _, run = start_run("digits", "ce", 0, TrainConfig(max_epochs=1), None, tmp_path / "runs", 1)
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,9 +49,8 @@ def directory_lock(directory: Path, what: str = "run") -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "a process that has not yet said its pid"
             raise RuntimeError(
-                f"{directory} is in use by another complement process ({holder}); "
+                f"{directory} is in use by another complement process ({_holder(fd)}); "
                 f"wait for it to end, or stop it, before resuming this {what}"
             ) from None
         os.ftruncate(fd, 0)
@@ -62,3 +62,14 @@ def directory_lock(directory: Path, what: str = "run") -> Iterator[None]:
             del _held[key]
     finally:
         os.close(fd)  # releases the lock
+
+
+def _holder(fd: int, wait_s: float = 1.0) -> str:
+    """Who holds the lock, as the holder wrote it just after taking it. Two processes started together can meet
+    between the winner's flock and its write, so an empty file is read again for up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        said = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        if said or time.monotonic() >= deadline:
+            return said or "a process that has not yet said its pid"
+        time.sleep(0.01)
