@@ -8,11 +8,15 @@
     python scripts/results.py --part regimes       # the training regime as a factor (its own part)
 
 Each experiment writes runs/results/<experiment>/compare-<task>-<time>/ (report.md, records.json,
-figures, runs). Safe to kill: run it again and an unfinished comparison is finished with
+figures, runs). The main experiments on small models first tune each method's learning rate on
+the validation split (compare --tune.lr, in the comparison's tune/ folder); the fine-tuned
+Transformer ones train at their card's rate (minutes a run), and the page says which is which.
+Safe to kill: run it again and an unfinished comparison is finished with
 `complement compare --resume` (each run resumes from its last checkpoint); a finished one is
 kept (`--rerun` starts it afresh). docs/results.md is rebuilt from the newest finished
 comparison of each experiment: a summary table of paired differences at the top, then each
-experiment's tables.
+experiment's tables. An experiment with no comparison on this machine keeps its row and section
+from the page as it was.
 """
 
 from __future__ import annotations
