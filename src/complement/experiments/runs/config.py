@@ -230,7 +230,7 @@ class ResolvedTrainConfig:
         if self.lr_schedule == "step":
             if not milestones:
                 raise ValueError("train.lr_schedule step needs train.lr_milestones, e.g. [100, 150]")
-            fractions = all(isinstance(m, float) for m in milestones)
+            fractions = self.fractional_milestones
             for milestone in milestones:
                 if fractions:
                     if not 0 < milestone < 1:
@@ -252,12 +252,18 @@ class ResolvedTrainConfig:
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
             raise ValueError(f"train.lr_warmup must be a fraction of the run's steps in [0, 1); got {warmup!r}")
 
+    @property
+    def fractional_milestones(self) -> bool:
+        """The ``step`` milestones are fractions of the run (floats), not epochs."""
+        milestones = self.lr_milestones or ()
+        return bool(milestones) and all(isinstance(m, float) for m in milestones)
+
     def milestone_epochs(self, epochs: int, factor: int = 1) -> list[int]:
         """The ``step`` schedule's milestones as epoch counts of a run of ``epochs`` epochs, ``factor`` times
         the configured ``max_epochs`` (``ce_2x``): epochs scale with ``factor``; a fraction ``f`` falls at
         ``round(f * epochs)``, kept within 1 and ``epochs - 1`` so that it applies."""
         assert self.lr_milestones is not None
-        if all(isinstance(m, float) for m in self.lr_milestones):
+        if self.fractional_milestones:
             return [min(max(1, math.floor(f * epochs + 0.5)), max(1, epochs - 1)) for f in self.lr_milestones]
         return [int(m) * factor for m in self.lr_milestones]
 
@@ -268,7 +274,7 @@ class ResolvedTrainConfig:
         smoke test of a long recipe) has no epoch boundary to decay at, which is what the user asked for."""
         if self.lr_schedule != "step" or self.lr_milestones is None:
             return
-        if all(isinstance(m, float) for m in self.lr_milestones):
+        if self.fractional_milestones:
             return
         late = [m for m in self.milestone_epochs(self.max_epochs) if m >= self.max_epochs]
         if late:
