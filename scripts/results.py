@@ -22,7 +22,6 @@ from the page as it was.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shlex
@@ -41,6 +40,7 @@ from complement.experiments.report.statistics import (
 )
 from complement.experiments.report.tables import Stat, by_method, paired_table, render_markdown
 from complement.experiments.report.verdict import summary_phrase
+from complement.experiments.runs.comparison import COMPARE_FILE, Comparison
 from complement.experiments.runs.methods import get_method
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,14 +262,12 @@ def summary_row(name: str, folder: Path) -> str:
 
 def rates_cell(folder: Path) -> str:
     """The learning rates of the comparison's paired runs: each method's tuned rate, or the one fixed rate."""
-    saved = folder / "compare.json"
-    if not saved.exists():
+    if not (folder / COMPARE_FILE).exists():
         return "-"
-    spec = json.loads(saved.read_text())
-    tuned_lr = spec.get("tuned_lr")
-    if tuned_lr:
-        return "tuned: " + ", ".join(f"{method} {tuned_lr[method]:g}" for method in ("ce", "cot", "ce_2x"))
-    return f"fixed {spec['train']['lr']:g}"
+    comparison = Comparison.load(folder)  # checked as a resume checks it
+    if comparison.tune is None:
+        return f"fixed {comparison.train.lr:g}"
+    return "tuned: " + ", ".join(f"{m} {comparison.train_of(m).lr:g}" for m in ("ce", "cot", "ce_2x"))
 
 
 def section(name: str, folder: Path) -> str:

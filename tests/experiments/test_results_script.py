@@ -139,6 +139,21 @@ def test_the_regimes_part_has_a_row_per_schedule_and_decay(results):
     assert len(results.REGIME_EXPERIMENTS) == 3 * 3 * 2
 
 
+def save_settings(folder: Path, lr: float, tuned_lr: dict[str, float] | None = None) -> None:
+    """The comparison's compare.json as compare writes it: at one rate, or each method's tuned one."""
+    from complement.experiments.runs.comparison import Comparison
+    from complement.experiments.runs.config import TrainConfig
+    from complement.experiments.runs.tuning import TuneSettings
+
+    tune = tuning = None
+    if tuned_lr is not None:
+        tune = TuneSettings(lr=(1e-3, 3e-3))
+        tuning = {method: {f"{rate:g}": [0.9]} for method, rate in tuned_lr.items()}
+    methods = ["ce", "cot", "ce_2x"]
+    train = TrainConfig(lr=lr).resolved({})
+    Comparison(folder, "mnist", {}, methods, 10, train, "complement compare", None, tune, tuned_lr, tuning).save()
+
+
 def test_the_main_table_names_the_tuned_rates_and_keeps_what_this_machine_did_not_run(results):
     # the earlier page: a 9-column row and a section for tweets (fine-tuned: hours to repeat)
     old_row = "| [tweets sentiment, MiniLM fine-tuned](#tweets) | 3 | 80.0 | 79.0 | 79.5 | a | b | c | reading |"
@@ -149,11 +164,10 @@ def test_the_main_table_names_the_tuned_rates_and_keeps_what_this_machine_did_no
     results.DOC.write_text(page)
     mnist = results.OUT / "mnist" / "compare-mnist-20261206-100000"
     fake_comparison(mnist, cot_gain=0.02)
-    spec = {"train": {"lr": 1e-3}, "tuned_lr": {"ce": 3e-3, "cot": 1e-3, "ce_2x": 3e-3, "gce": 1e-3}}
-    (mnist / "compare.json").write_text(json.dumps(spec))
+    save_settings(mnist, 1e-3, tuned_lr={"ce": 3e-3, "cot": 1e-3, "ce_2x": 3e-3})
     digits = results.OUT / "digits" / "compare-digits-20261206-100000"
     fake_comparison(digits, cot_gain=0.0)
-    (digits / "compare.json").write_text(json.dumps({"train": {"lr": 3e-3}, "tuned_lr": None}))
+    save_settings(digits, 3e-3)
     results.collect()
     doc = results.DOC.read_text()
     lines = doc.splitlines()
